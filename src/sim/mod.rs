@@ -1,0 +1,3 @@
+//! A local simulator of the Productive API with a demo organization.
+
+pub mod store;
