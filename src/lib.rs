@@ -1,9 +1,13 @@
 //! productive-pg: a PostgreSQL wire-protocol gateway to the Productive.io API.
 //!
+//! - [`api`]: the HTTP client for the Productive API (pages, rate budget, retries).
 //! - [`catalog`]: every Productive resource declared once, as data.
 //! - [`error`]: errors that carry a PostgreSQL SQLSTATE.
+//! - [`secret`]: a string type for tokens and passwords that never prints itself.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 
+pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod secret;
 pub mod sim;

@@ -1,0 +1,13 @@
+//! The Productive API client: JSON:API documents in and out, pagination
+//! plans, the shared rate budget per token, retries and error decoding.
+//! It knows nothing about SQL.
+
+pub mod budget;
+pub mod client;
+pub mod document;
+pub mod error;
+pub mod request;
+
+pub use client::{ApiClient, ApiConfig, RequestStats, RetryPolicy};
+pub use error::ApiError;
+pub use request::{FilterCond, FilterExpr, FilterOp, ListRequest};
