@@ -5,9 +5,11 @@
 //! - [`error`]: errors that carry a PostgreSQL SQLSTATE.
 //! - [`secret`]: a string type for tokens and passwords that never prints itself.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
+//! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
 
 pub mod api;
 pub mod catalog;
 pub mod error;
 pub mod secret;
 pub mod sim;
+pub mod table;

@@ -50,7 +50,10 @@ impl Default for RateLimits {
 impl RateLimits {
     /// No limits at all (tests that measure something else).
     pub fn unlimited() -> RateLimits {
-        RateLimits { general: vec![], reports: vec![] }
+        RateLimits {
+            general: vec![],
+            reports: vec![],
+        }
     }
 }
 
@@ -63,7 +66,11 @@ pub enum RequestKind {
 
 impl RequestKind {
     pub fn of_path(path: &str) -> RequestKind {
-        if path.starts_with("/reports/") { RequestKind::Report } else { RequestKind::Resource }
+        if path.starts_with("/reports/") {
+            RequestKind::Report
+        } else {
+            RequestKind::Resource
+        }
     }
 }
 
@@ -76,7 +83,11 @@ struct WindowState {
 impl WindowState {
     /// When the window has room again (`now` if it has room).
     fn ready_at(&mut self, now: Instant) -> Instant {
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.window.period) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window.period)
+        {
             self.sent.pop_front();
         }
         if (self.sent.len() as u32) < self.window.limit {
@@ -107,7 +118,12 @@ pub struct RateBudget {
 impl RateBudget {
     pub fn new(limits: &RateLimits) -> RateBudget {
         let states = |ws: &[Window]| {
-            ws.iter().map(|&window| WindowState { window, sent: VecDeque::new() }).collect()
+            ws.iter()
+                .map(|&window| WindowState {
+                    window,
+                    sent: VecDeque::new(),
+                })
+                .collect()
         };
         RateBudget {
             state: Mutex::new(State {
@@ -170,8 +186,13 @@ pub fn shared_budget(base_url: &str, token: &str, limits: &RateLimits) -> Arc<Ra
     let mut hasher = DefaultHasher::new();
     (base_url, token).hash(&mut hasher);
     let key = hasher.finish();
-    let mut map = BUDGETS.get_or_init(Default::default).lock().expect("budget map lock");
-    map.entry(key).or_insert_with(|| Arc::new(RateBudget::new(limits))).clone()
+    let mut map = BUDGETS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("budget map lock");
+    map.entry(key)
+        .or_insert_with(|| Arc::new(RateBudget::new(limits)))
+        .clone()
 }
 
 #[cfg(test)]

@@ -101,7 +101,10 @@ pub struct RequestStats {
 
 impl RequestStats {
     pub fn with_cap(cap: Option<u64>) -> RequestStats {
-        RequestStats { cap, ..Default::default() }
+        RequestStats {
+            cap,
+            ..Default::default()
+        }
     }
 
     pub fn requests(&self) -> u64 {
@@ -154,8 +157,8 @@ impl ApiClient {
             path: String::new(),
             message: format!("the {what} contains characters that cannot be sent"),
         };
-        let mut token = HeaderValue::from_str(config.token.expose())
-            .map_err(|_| bad_header("API token"))?;
+        let mut token =
+            HeaderValue::from_str(config.token.expose()).map_err(|_| bad_header("API token"))?;
         token.set_sensitive(true);
         headers.insert("X-Auth-Token", token);
         headers.insert(
@@ -175,7 +178,11 @@ impl ApiClient {
                 path: String::new(),
                 message: e.to_string(),
             })?;
-        Ok(ApiClient { http, config: Arc::new(config), budget })
+        Ok(ApiClient {
+            http,
+            config: Arc::new(config),
+            budget,
+        })
     }
 
     pub fn config(&self) -> &ApiConfig {
@@ -203,7 +210,10 @@ impl ApiClient {
     ) -> Result<Option<SingleDocument>, ApiError> {
         let mut path = format!("{endpoint}/{}", encode_component(id));
         if !include.is_empty() {
-            path.push_str(&format!("?include={}", encode_component(&include.join(","))));
+            path.push_str(&format!(
+                "?include={}",
+                encode_component(&include.join(","))
+            ));
         }
         match self.read_json(&path, stats).await {
             Ok(doc) => Ok(Some(doc)),
@@ -228,15 +238,19 @@ impl ApiClient {
         body: Option<&Value>,
         stats: &RequestStats,
     ) -> Result<Option<SingleDocument>, ApiError> {
-        let answer = self.exchange(method.clone(), path, body, false, stats).await?;
+        let answer = self
+            .exchange(method.clone(), path, body, false, stats)
+            .await?;
         if answer.body.is_empty() || answer.status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        serde_json::from_slice(&answer.body).map(Some).map_err(|e| ApiError::Decode {
-            method: method.to_string(),
-            path: strip_query(path),
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&answer.body)
+            .map(Some)
+            .map_err(|e| ApiError::Decode {
+                method: method.to_string(),
+                path: strip_query(path),
+                message: e.to_string(),
+            })
     }
 
     /// A GET whose answer is decoded as `T`; unreadable answers are retried
@@ -288,7 +302,9 @@ impl ApiClient {
             attempt += 1;
             stats.count_request()?;
             let waited = self.budget.acquire(kind).await;
-            stats.budget_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+            stats
+                .budget_wait_ms
+                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
 
             let mut builder = self.http.request(method.clone(), &url);
             if let Some(body) = body {
@@ -383,7 +399,12 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Bytes, String> {
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(Bytes::from(buf)),
-            Err(e) => return Err(format!("connection cut while reading the answer: {}", describe(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "connection cut while reading the answer: {}",
+                    describe(&e)
+                ));
+            }
         }
     }
 }
@@ -440,15 +461,21 @@ mod tests {
         let stats = RequestStats::with_cap(Some(2));
         assert!(stats.count_request().is_ok());
         assert!(stats.count_request().is_ok());
-        assert!(matches!(stats.count_request(), Err(ApiError::RequestCapReached { limit: 2 })));
+        assert!(matches!(
+            stats.count_request(),
+            Err(ApiError::RequestCapReached { limit: 2 })
+        ));
         assert_eq!(stats.requests(), 2);
     }
 
     #[test]
     fn debug_never_shows_the_token() {
-        let client =
-            ApiClient::new(ApiConfig::new("http://127.0.0.1:1/api/v2", "7", "tok-secret".into()))
-                .unwrap();
+        let client = ApiClient::new(ApiConfig::new(
+            "http://127.0.0.1:1/api/v2",
+            "7",
+            "tok-secret".into(),
+        ))
+        .unwrap();
         let shown = format!("{client:?} {:?}", client.config());
         assert!(!shown.contains("tok-secret"), "{shown}");
     }

@@ -43,9 +43,10 @@ impl ResourceObject {
             None => Linkage::Hidden,
             Some(Value::Null) => Linkage::Empty,
             Some(Value::Object(o)) => match (o.get("type"), o.get("id")) {
-                (Some(Value::String(k)), Some(id)) => {
-                    Linkage::One { kind: k.clone(), id: value_as_id(id) }
-                }
+                (Some(Value::String(k)), Some(id)) => Linkage::One {
+                    kind: k.clone(),
+                    id: value_as_id(id),
+                },
                 _ => Linkage::Empty,
             },
             Some(Value::Array(items)) => Linkage::Many(
@@ -74,7 +75,9 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
     match v {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(serde::de::Error::custom(format!("id must be a string, got {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "id must be a string, got {other}"
+        ))),
     }
 }
 
@@ -187,8 +190,17 @@ mod tests {
         assert_eq!(r.linkage("project"), Linkage::Hidden);
         assert_eq!(r.linkage("nothing"), Linkage::Hidden);
         assert_eq!(r.linkage("assignee"), Linkage::Empty);
-        assert_eq!(r.linkage("task_list"), Linkage::One { kind: "task_lists".into(), id: "9".into() });
-        assert_eq!(r.linkage("subscribers"), Linkage::Many(vec![("people".into(), "3".into())]));
+        assert_eq!(
+            r.linkage("task_list"),
+            Linkage::One {
+                kind: "task_lists".into(),
+                id: "9".into()
+            }
+        );
+        assert_eq!(
+            r.linkage("subscribers"),
+            Linkage::Many(vec![("people".into(), "3".into())])
+        );
         assert_eq!(doc.meta.total_pages, Some(4));
     }
 

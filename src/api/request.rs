@@ -11,7 +11,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 /// set of RFC 3986. Everything else, `&`, `=`, `[`, `]`, `%`, `+`, `,`
 /// inside a single value, quotes, spaces, newlines and non-ASCII, is
 /// percent-encoded, so a value can never add a parameter or change the path.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes one query-string key or value.
 pub fn encode_component(s: &str) -> String {
@@ -61,15 +65,27 @@ pub struct FilterCond {
 
 impl FilterCond {
     pub fn eq(name: impl Into<String>, value: impl Into<String>) -> FilterCond {
-        FilterCond { name: name.into(), op: None, values: vec![value.into()] }
+        FilterCond {
+            name: name.into(),
+            op: None,
+            values: vec![value.into()],
+        }
     }
 
     pub fn op(name: impl Into<String>, op: FilterOp, value: impl Into<String>) -> FilterCond {
-        FilterCond { name: name.into(), op: Some(op), values: vec![value.into()] }
+        FilterCond {
+            name: name.into(),
+            op: Some(op),
+            values: vec![value.into()],
+        }
     }
 
     pub fn any_of(name: impl Into<String>, values: Vec<String>) -> FilterCond {
-        FilterCond { name: name.into(), op: None, values }
+        FilterCond {
+            name: name.into(),
+            op: None,
+            values,
+        }
     }
 
     fn key(&self, prefix: &str) -> String {
@@ -110,7 +126,11 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 
 impl ListRequest {
     pub fn new(endpoint: impl Into<String>) -> ListRequest {
-        ListRequest { endpoint: endpoint.into(), page_size: MAX_PAGE_SIZE, ..Default::default() }
+        ListRequest {
+            endpoint: endpoint.into(),
+            page_size: MAX_PAGE_SIZE,
+            ..Default::default()
+        }
     }
 
     /// The query-string parameters (unencoded) for one page.
@@ -135,7 +155,8 @@ impl ListRequest {
 
     /// The number of pages needed to return at most `limit` rows.
     pub fn pages_for_limit(&self) -> Option<u32> {
-        self.limit.map(|l| (l as u32).div_ceil(self.page_size.max(1)).max(1))
+        self.limit
+            .map(|l| (l as u32).div_ceil(self.page_size.max(1)).max(1))
     }
 }
 
@@ -178,7 +199,11 @@ fn group_params(prefix: &str, expr: &FilterExpr, out: &mut Vec<(String, String)>
     match expr {
         FilterExpr::Cond(c) => out.push((c.key(prefix), c.values.join(","))),
         FilterExpr::And(items) | FilterExpr::Or(items) => {
-            let op = if matches!(expr, FilterExpr::And(_)) { "and" } else { "or" };
+            let op = if matches!(expr, FilterExpr::And(_)) {
+                "and"
+            } else {
+                "or"
+            };
             out.push((format!("{prefix}[$op]"), op.to_string()));
             for (i, item) in items.iter().enumerate() {
                 group_params(&format!("{prefix}[{i}]"), item, out);
@@ -195,7 +220,11 @@ impl fmt::Display for FilterExpr {
                 write!(f, "{} {} {}", c.name, op, c.values.join(","))
             }
             FilterExpr::And(items) | FilterExpr::Or(items) => {
-                let sep = if matches!(self, FilterExpr::And(_)) { " AND " } else { " OR " };
+                let sep = if matches!(self, FilterExpr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 let parts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
                 write!(f, "({})", parts.join(sep))
             }
@@ -232,8 +261,13 @@ mod tests {
     #[test]
     fn plain_filters_use_the_short_form() {
         let mut req = ListRequest::new("/tasks");
-        req.filters.push(FilterExpr::Cond(FilterCond::eq("project_id", "42")));
-        req.filters.push(FilterExpr::Cond(FilterCond::op("title", FilterOp::Contains, "x")));
+        req.filters
+            .push(FilterExpr::Cond(FilterCond::eq("project_id", "42")));
+        req.filters.push(FilterExpr::Cond(FilterCond::op(
+            "title",
+            FilterOp::Contains,
+            "x",
+        )));
         req.include = vec!["project".into()];
         assert_eq!(
             req.query_string(2),
@@ -245,7 +279,10 @@ mod tests {
     #[test]
     fn hostile_values_cannot_add_parameters() {
         let mut req = ListRequest::new("/tasks");
-        req.filters.push(FilterExpr::Cond(FilterCond::eq("title", "a&page[size]=1%\n'\"é")));
+        req.filters.push(FilterExpr::Cond(FilterCond::eq(
+            "title",
+            "a&page[size]=1%\n'\"é",
+        )));
         let qs = req.query_string(1);
         assert!(qs.starts_with("filter%5Btitle%5D=a%26page%5Bsize%5D%3D1%25%0A%27%22%C3%A9&"));
         assert_eq!(qs.matches('&').count(), 2, "{qs}");
@@ -277,7 +314,10 @@ mod tests {
     #[test]
     fn explain_line_names_the_request() {
         let mut req = ListRequest::new("/tasks");
-        req.filters.push(FilterExpr::Cond(FilterCond::any_of("id", vec!["1".into(), "2".into()])));
+        req.filters.push(FilterExpr::Cond(FilterCond::any_of(
+            "id",
+            vec!["1".into(), "2".into()],
+        )));
         req.sort = vec!["-created_at".into()];
         req.limit = Some(10);
         req.page_size = 10;

@@ -1,0 +1,413 @@
+//! The execution plan of a Productive table scan.
+//!
+//! A list scan fetches page 1, learns `total_pages`, then fetches the rest
+//! with bounded concurrency and yields them in order, one Arrow batch per
+//! page, as they arrive: a table is never buffered whole, and dropping the
+//! stream (LIMIT reached, client gone) cancels the requests in flight.
+//! A lookup scan fetches records by id.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::future::BoxFuture;
+use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
+use serde_json::Value;
+
+use super::convert::records_to_batch;
+use super::schema::{ColumnDef, TableDef};
+use crate::api::document::{ListDocument, ResourceObject};
+use crate::api::{ApiClient, ApiError, ListRequest, RequestStats};
+use crate::error::{SqlError, codes};
+
+/// What a scan asks the API for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanRequest {
+    /// Pages of a list endpoint.
+    List(ListRequest),
+    /// Records by id (`GET /<endpoint>/{id}` each), with these includes.
+    Lookup {
+        ids: Vec<String>,
+        include: Vec<String>,
+    },
+}
+
+/// A scan of one Productive table.
+#[derive(Debug)]
+pub struct ProductiveScanExec {
+    def: Arc<TableDef>,
+    client: ApiClient,
+    request: ScanRequest,
+    /// Indices into `def.columns` of the columns produced.
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    /// Predicates DataFusion checks again, shown by EXPLAIN.
+    rechecked: Vec<String>,
+    /// Rows to stop after (an exact LIMIT).
+    limit: Option<usize>,
+    max_requests: Option<u64>,
+    concurrency: usize,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ProductiveScanExec {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        def: Arc<TableDef>,
+        client: ApiClient,
+        request: ScanRequest,
+        projection: Vec<usize>,
+        rechecked: Vec<String>,
+        limit: Option<usize>,
+        max_requests: Option<u64>,
+        concurrency: usize,
+    ) -> ProductiveScanExec {
+        let schema = Arc::new(
+            def.schema
+                .project(&projection)
+                .expect("projection indices come from the schema"),
+        );
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        ProductiveScanExec {
+            def,
+            client,
+            request,
+            projection,
+            schema,
+            rechecked,
+            limit,
+            max_requests,
+            concurrency: concurrency.max(1),
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    pub fn request(&self) -> &ScanRequest {
+        &self.request
+    }
+}
+
+impl DisplayAs for ProductiveScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ProductiveScan: table={}, ", self.def.table.name)?;
+        match &self.request {
+            ScanRequest::List(req) => write!(f, "request=[{req}]")?,
+            ScanRequest::Lookup { ids, include } => {
+                write!(
+                    f,
+                    "request=[GET {}/{{id}} for id in ({})",
+                    self.def.table.endpoint(),
+                    ids.join(", ")
+                )?;
+                if !include.is_empty() {
+                    write!(f, " include={}", include.join(","))?;
+                }
+                write!(f, "]")?;
+            }
+        }
+        if !self.rechecked.is_empty() {
+            write!(f, ", rechecked_locally=[{}]", self.rechecked.join(", "))?;
+        }
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        write!(f, ", columns=[{}]", names.join(", "))
+    }
+}
+
+/// Everything a running scan needs, shared by its page futures.
+struct ScanContext {
+    def: Arc<TableDef>,
+    client: ApiClient,
+    columns: Vec<ColumnDef>,
+    schema: SchemaRef,
+    stats: RequestStats,
+    requests: Count,
+    pages: Count,
+    rows: Count,
+}
+
+impl ScanContext {
+    fn to_batch(&self, records: &[ResourceObject]) -> Result<RecordBatch> {
+        let cols: Vec<&ColumnDef> = self.columns.iter().collect();
+        records_to_batch(self.def.table.name, &cols, &self.schema, records)
+            .map_err(SqlError::into_datafusion)
+    }
+
+    /// Drops records of the other table sharing the endpoint (a budget
+    /// looked up by id through `deals`).
+    fn belongs(&self, record: &ResourceObject) -> bool {
+        match &self.def.table.fixed_filter {
+            Some(fixed) => {
+                record.attributes.get(fixed.attribute) == Some(&Value::Bool(fixed.attribute_value))
+            }
+            None => true,
+        }
+    }
+
+    fn count_request(&self, before: u64) {
+        self.requests.add((self.stats.requests() - before) as usize);
+    }
+}
+
+impl ExecutionPlan for ProductiveScanExec {
+    fn name(&self) -> &str {
+        "ProductiveScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "a Productive scan has no children".into(),
+            ))
+        }
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let ctx = Arc::new(ScanContext {
+            def: self.def.clone(),
+            client: self.client.clone(),
+            columns: self
+                .projection
+                .iter()
+                .map(|&i| self.def.columns[i].clone())
+                .collect(),
+            schema: self.schema.clone(),
+            stats: RequestStats::with_cap(self.max_requests),
+            requests: MetricBuilder::new(&self.metrics).counter("api_requests", partition),
+            pages: MetricBuilder::new(&self.metrics).counter("api_pages", partition),
+            rows: MetricBuilder::new(&self.metrics).output_rows(partition),
+        });
+        let stream: Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>> = match &self.request {
+            ScanRequest::List(req) => {
+                Box::pin(list_stream(ctx, req.clone(), self.concurrency, self.limit))
+            }
+            ScanRequest::Lookup { ids, include } => Box::pin(lookup_stream(
+                ctx,
+                ids.clone(),
+                include.clone(),
+                self.concurrency,
+            )),
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+type PageFuture = BoxFuture<'static, std::result::Result<(u32, ListDocument), ApiError>>;
+
+fn fetch_page(ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, page: u32) -> PageFuture {
+    let ctx = ctx.clone();
+    let req = req.clone();
+    Box::pin(async move {
+        let before = ctx.stats.requests();
+        let doc = ctx.client.list_page(&req, page, &ctx.stats).await;
+        ctx.count_request(before);
+        doc.map(|d| (page, d))
+    })
+}
+
+enum ListState {
+    Start,
+    Running {
+        next: u32,
+        last: u32,
+        inflight: FuturesOrdered<PageFuture>,
+        remaining: Option<usize>,
+    },
+    Done,
+}
+
+/// Pages of a list request, in order, as batches.
+fn list_stream(
+    ctx: Arc<ScanContext>,
+    req: ListRequest,
+    concurrency: usize,
+    limit: Option<usize>,
+) -> impl Stream<Item = Result<RecordBatch>> + Send {
+    let req = Arc::new(req);
+    stream::unfold(ListState::Start, move |state| {
+        let ctx = ctx.clone();
+        let req = req.clone();
+        async move {
+            let (doc, page, mut next_state) = match state {
+                ListState::Done => return None,
+                ListState::Start => match fetch_page(&ctx, &req, 1).await {
+                    Err(e) => return Some((Err(e.into()), ListState::Done)),
+                    Ok((_, doc)) => {
+                        let total = doc.meta.total_pages.unwrap_or(1).max(1);
+                        let last = match req.pages_for_limit() {
+                            Some(p) => total.min(p),
+                            None => total,
+                        };
+                        let state = ListState::Running {
+                            next: 2,
+                            last,
+                            inflight: FuturesOrdered::new(),
+                            remaining: limit,
+                        };
+                        (doc, 1, state)
+                    }
+                },
+                ListState::Running {
+                    mut next,
+                    last,
+                    mut inflight,
+                    remaining,
+                } => {
+                    while inflight.len() < concurrency && next <= last {
+                        inflight.push_back(fetch_page(&ctx, &req, next));
+                        next += 1;
+                    }
+                    match inflight.next().await {
+                        None => return None,
+                        Some(Err(e)) => return Some((Err(e.into()), ListState::Done)),
+                        Some(Ok((page, doc))) => (
+                            doc,
+                            page,
+                            ListState::Running {
+                                next,
+                                last,
+                                inflight,
+                                remaining,
+                            },
+                        ),
+                    }
+                }
+            };
+
+            ctx.pages.add(1);
+            let ListState::Running {
+                next,
+                last,
+                inflight,
+                remaining,
+            } = &mut next_state
+            else {
+                unreachable!("a page was fetched, so the scan is running");
+            };
+
+            // A page short of full before the last one means rows moved
+            // between requests: fail rather than return a short result.
+            let expected = req.page_size as usize;
+            if page < *last && doc.data.len() < expected && remaining.is_none() {
+                let err = SqlError::new(
+                    codes::FDW_ERROR,
+                    format!(
+                        "the {} list changed while it was read: page {page} had {} rows, \
+                         expected {expected}",
+                        ctx.def.table.name,
+                        doc.data.len()
+                    ),
+                )
+                .with_hint("run the statement again");
+                return Some((Err(err.into_datafusion()), ListState::Done));
+            }
+
+            let mut records: Vec<ResourceObject> =
+                doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
+            if let Some(rem) = remaining {
+                records.truncate(*rem);
+                *rem -= records.len();
+            }
+            let finished = remaining.is_some_and(|r| r == 0)
+                || (inflight.is_empty() && *next > *last)
+                || doc.meta.total_pages.is_none();
+            ctx.rows.add(records.len());
+            let batch = ctx.to_batch(&records);
+            let state = if finished || batch.is_err() {
+                ListState::Done
+            } else {
+                next_state
+            };
+            Some((batch, state))
+        }
+    })
+}
+
+/// Records by id, in the order given; ids that do not exist are skipped.
+fn lookup_stream(
+    ctx: Arc<ScanContext>,
+    ids: Vec<String>,
+    include: Vec<String>,
+    concurrency: usize,
+) -> impl Stream<Item = Result<RecordBatch>> + Send {
+    let endpoint = ctx.def.table.endpoint().to_string();
+    let include = Arc::new(include);
+    stream::iter(ids)
+        .map(move |id| {
+            let ctx = ctx.clone();
+            let include = include.clone();
+            let endpoint = endpoint.clone();
+            async move {
+                let before = ctx.stats.requests();
+                let doc = ctx
+                    .client
+                    .get_one(&endpoint, &id, &include, &ctx.stats)
+                    .await;
+                ctx.count_request(before);
+                ctx.pages.add(1);
+                let records: Vec<ResourceObject> = match doc? {
+                    Some(doc) if ctx.belongs(&doc.data) => vec![doc.data],
+                    _ => vec![],
+                };
+                ctx.rows.add(records.len());
+                ctx.to_batch(&records)
+            }
+        })
+        .buffered(concurrency)
+}
