@@ -4,12 +4,14 @@
 //! - [`catalog`]: every Productive resource declared once, as data.
 //! - [`error`]: errors that carry a PostgreSQL SQLSTATE.
 //! - [`secret`]: a string type for tokens and passwords that never prints itself.
+//! - [`gateway`]: the DataFusion session of one connection, with its tables and settings.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
 
 pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod gateway;
 pub mod secret;
 pub mod sim;
 pub mod table;

@@ -1,0 +1,87 @@
+//! The `public` schema: one table per Productive resource.
+//!
+//! Tables are built per lookup so the session's `productive.use_custom_fields`
+//! setting decides, at planning time, whether custom-field columns appear.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use parking_lot::RwLock;
+
+use super::custom_fields::DefinitionCache;
+use crate::api::ApiClient;
+use crate::catalog::Catalog;
+use crate::table::{ProductiveOptions, ProductiveTable, TableDef};
+
+/// The schema of one session.
+#[derive(Debug)]
+pub struct ProductiveSchema {
+    client: ApiClient,
+    /// The session whose settings apply; weak, since the session owns us.
+    state: Weak<RwLock<SessionState>>,
+    plain: BTreeMap<&'static str, Arc<ProductiveTable>>,
+    definitions: Arc<DefinitionCache>,
+}
+
+impl ProductiveSchema {
+    pub fn new(client: ApiClient, state: Weak<RwLock<SessionState>>) -> ProductiveSchema {
+        let plain = Catalog::get()
+            .tables()
+            .iter()
+            .map(|t| (t.name, Arc::new(ProductiveTable::new(Arc::new(TableDef::new(t, &[])), client.clone()))))
+            .collect();
+        let definitions = DefinitionCache::for_client(&client);
+        ProductiveSchema { client, state, plain, definitions }
+    }
+
+    fn use_custom_fields(&self) -> bool {
+        self.state.upgrade().is_some_and(|s| {
+            s.read()
+                .config_options()
+                .extensions
+                .get::<ProductiveOptions>()
+                .is_some_and(|o| o.use_custom_fields)
+        })
+    }
+
+    /// Forgets cached custom field definitions.
+    pub async fn refresh_custom_fields(&self) {
+        self.definitions.refresh().await;
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ProductiveSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.plain.keys().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(plain) = self.plain.get(name) else { return Ok(None) };
+        if !self.use_custom_fields() || !super::CUSTOMIZABLE_TABLES.contains(&name) {
+            return Ok(Some(plain.clone()));
+        }
+        let taken = |table: &str| -> HashSet<String> {
+            self.plain
+                .get(table)
+                .map(|t| t.def().columns.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default()
+        };
+        let columns = self
+            .definitions
+            .columns(&self.client, &taken)
+            .await
+            .map_err(DataFusionError::from)?;
+        let fields = columns.get(name).cloned().unwrap_or_default();
+        let def = TableDef::new(plain.def().table, &fields);
+        Ok(Some(Arc::new(ProductiveTable::new(Arc::new(def), self.client.clone()))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.plain.contains_key(name)
+    }
+}
