@@ -1,0 +1,256 @@
+//! Injected trouble: latency, server errors, broken and slow bodies.
+//!
+//! Everything random comes from one ChaCha RNG seeded from
+//! [`crate::sim::SimOptions::seed`], so a run with the same seed and the
+//! same request sequence fails the same way. Tests that need exact control
+//! queue faults with [`crate::sim::SimServer::fail_next`]; queued faults
+//! are used before any random draw.
+//!
+//! Status faults (500/502/503) answer before the request is handled, so
+//! nothing is written. Body faults corrupt the answer of a request that was
+//! handled (a write did happen), and only apply to answers with a body.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Delay added before each request is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    /// Always added.
+    pub fixed_ms: u64,
+    /// Up to this much more, drawn uniformly per request.
+    pub jitter_ms: u64,
+}
+
+impl Latency {
+    pub fn new(fixed_ms: u64, jitter_ms: u64) -> Latency {
+        Latency {
+            fixed_ms,
+            jitter_ms,
+        }
+    }
+}
+
+/// One kind of injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status instead of handling the request: 500 with a
+    /// JSON:API error body, other statuses with a small HTML page such as a
+    /// proxy in front of the API would send.
+    Status(u16),
+    /// Send the headers and half the body, then break the connection.
+    DropConnection,
+    /// A complete body that is not valid JSON.
+    MalformedJson,
+    /// The first half of the body, with a matching `Content-Length`.
+    TruncatedJson,
+    /// The body in ten chunks spread over [`Faults::slow_body`].
+    SlowBody,
+}
+
+/// Shares of requests that fail, each in `0.0..=1.0` (their sum should
+/// stay at or below 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// 500, 502 or 503, equally likely.
+    pub server_error_rate: f64,
+    pub drop_rate: f64,
+    pub malformed_rate: f64,
+    pub truncated_rate: f64,
+    pub slow_rate: f64,
+    /// How long a slow body takes from first to last byte.
+    pub slow_body: Duration,
+}
+
+impl Faults {
+    /// No random faults.
+    pub fn none() -> Faults {
+        Faults {
+            server_error_rate: 0.0,
+            drop_rate: 0.0,
+            malformed_rate: 0.0,
+            truncated_rate: 0.0,
+            slow_rate: 0.0,
+            slow_body: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults::none()
+    }
+}
+
+/// The mutable fault settings of a running server.
+#[derive(Debug)]
+pub struct FaultPlan {
+    rng: ChaCha8Rng,
+    pub faults: Faults,
+    pub latency: Latency,
+    forced: VecDeque<FaultKind>,
+}
+
+impl FaultPlan {
+    pub fn new(seed: u64, faults: Faults, latency: Latency) -> FaultPlan {
+        FaultPlan {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults,
+            latency,
+            forced: VecDeque::new(),
+        }
+    }
+
+    /// Queues `kind` for the next `count` requests.
+    pub fn fail_next(&mut self, count: usize, kind: FaultKind) {
+        self.forced.extend(std::iter::repeat_n(kind, count));
+    }
+
+    /// The delay and fault of the next request.
+    pub fn next_request(&mut self) -> (Duration, Option<FaultKind>) {
+        let jitter = match self.latency.jitter_ms {
+            0 => 0,
+            j => self.rng.gen_range(0..=j),
+        };
+        let delay = Duration::from_millis(self.latency.fixed_ms + jitter);
+        if let Some(kind) = self.forced.pop_front() {
+            return (delay, Some(kind));
+        }
+        let f = self.faults;
+        let draw: f64 = self.rng.r#gen();
+        let mut edge = f.server_error_rate;
+        let fault = if draw < edge {
+            let statuses = [500, 502, 503];
+            Some(FaultKind::Status(
+                statuses[self.rng.gen_range(0..statuses.len())],
+            ))
+        } else {
+            let mut pick = None;
+            for (rate, kind) in [
+                (f.drop_rate, FaultKind::DropConnection),
+                (f.malformed_rate, FaultKind::MalformedJson),
+                (f.truncated_rate, FaultKind::TruncatedJson),
+                (f.slow_rate, FaultKind::SlowBody),
+            ] {
+                edge += rate;
+                if draw < edge {
+                    pick = Some(kind);
+                    break;
+                }
+            }
+            pick
+        };
+        (delay, fault)
+    }
+
+    /// A fresh `x-request-id`, shaped like a version-4 UUID.
+    pub fn request_id(&mut self) -> String {
+        let bytes: [u8; 16] = self.rng.r#gen();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        )
+    }
+}
+
+/// The body of an answer with a body fault, and the `Content-Length` to
+/// announce (none for streamed bodies).
+pub fn faulty_body(kind: FaultKind, body: Vec<u8>, slow_body: Duration) -> (Body, Option<usize>) {
+    let half = body.len() / 2;
+    match kind {
+        FaultKind::DropConnection => {
+            let first = Bytes::copy_from_slice(&body[..half]);
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(first),
+                Err(std::io::Error::other("simulated dropped connection")),
+            ];
+            (Body::from_stream(futures::stream::iter(chunks)), None)
+        }
+        FaultKind::TruncatedJson => {
+            let truncated = body[..half].to_vec();
+            let len = truncated.len();
+            (Body::from(truncated), Some(len))
+        }
+        FaultKind::MalformedJson => {
+            let mut broken = body;
+            // `{,"data":...}`: right length, wrong grammar.
+            broken.insert(1.min(broken.len()), b',');
+            let len = broken.len();
+            (Body::from(broken), Some(len))
+        }
+        FaultKind::SlowBody => {
+            let pieces = 10;
+            let size = body.len().div_ceil(pieces).max(1);
+            let chunks: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
+            let pause = slow_body / pieces as u32;
+            let stream = futures::stream::unfold(chunks.into_iter(), move |mut rest| async move {
+                let chunk = rest.next()?;
+                tokio::time::sleep(pause).await;
+                Some((Ok::<_, std::io::Error>(chunk), rest))
+            });
+            (Body::from_stream(stream), None)
+        }
+        FaultKind::Status(_) => {
+            let len = body.len();
+            (Body::from(body), Some(len))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_faults() {
+        let faults = Faults {
+            server_error_rate: 0.3,
+            drop_rate: 0.3,
+            ..Faults::none()
+        };
+        let draws = |seed| {
+            let mut plan = FaultPlan::new(seed, faults, Latency::new(5, 10));
+            (0..50).map(|_| plan.next_request()).collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        assert_ne!(draws(7), draws(8));
+        let all = draws(7);
+        assert!(
+            all.iter()
+                .any(|(_, f)| matches!(f, Some(FaultKind::Status(_))))
+        );
+        assert!(all.iter().any(|(_, f)| f.is_none()));
+        assert!(
+            all.iter()
+                .all(|(d, _)| *d >= Duration::from_millis(5) && *d <= Duration::from_millis(15))
+        );
+    }
+
+    #[test]
+    fn queued_faults_come_first() {
+        let mut plan = FaultPlan::new(1, Faults::none(), Latency::default());
+        plan.fail_next(2, FaultKind::Status(503));
+        assert_eq!(plan.next_request().1, Some(FaultKind::Status(503)));
+        assert_eq!(plan.next_request().1, Some(FaultKind::Status(503)));
+        assert_eq!(plan.next_request().1, None);
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let mut plan = FaultPlan::new(1, Faults::none(), Latency::default());
+        let id = plan.request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(id, plan.request_id());
+    }
+}
