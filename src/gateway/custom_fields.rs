@@ -70,9 +70,18 @@ pub fn build_columns(
 ) -> CustomFieldColumns {
     let mut options_by_field: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for o in options {
-        let Some(field) = option_field_id(o) else { continue };
-        let name = o.attributes.get("name").and_then(Value::as_str).unwrap_or_default();
-        options_by_field.entry(field).or_default().push((o.id.clone(), name.to_string()));
+        let Some(field) = option_field_id(o) else {
+            continue;
+        };
+        let name = o
+            .attributes
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        options_by_field
+            .entry(field)
+            .or_default()
+            .push((o.id.clone(), name.to_string()));
     }
 
     let mut sorted: Vec<&ResourceObject> = fields.iter().collect();
@@ -81,15 +90,29 @@ pub fn build_columns(
     let mut out = CustomFieldColumns::new();
     let mut used: HashMap<&'static str, HashSet<String>> = HashMap::new();
     for f in sorted {
-        let kind = f.attributes.get("customizable_type").and_then(Value::as_str).unwrap_or_default();
-        let Some(table) = table_for_customizable_type(kind) else { continue };
+        let kind = f
+            .attributes
+            .get("customizable_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(table) = table_for_customizable_type(kind) else {
+            continue;
+        };
         let data_type = f.attributes.get("data_type_id").and_then(|v| {
-            v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         });
         // Attachments (7) have no value a column could show.
-        let Some(data_type @ 1..=6) = data_type else { continue };
+        let Some(data_type @ 1..=6) = data_type else {
+            continue;
+        };
         let names = used.entry(table).or_insert_with(|| taken(table));
-        let base = column_name(f.attributes.get("name").and_then(Value::as_str).unwrap_or_default());
+        let base = column_name(
+            f.attributes
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
         let mut name = base.clone();
         let mut n = 2;
         while names.contains(&name) {
@@ -143,8 +166,16 @@ impl DefinitionCache {
         static CACHES: OnceLock<Mutex<HashMap<u64, Arc<DefinitionCache>>>> = OnceLock::new();
         let mut hasher = DefaultHasher::new();
         let config = client.config();
-        (&config.base_url, &config.organization_id, config.token.expose()).hash(&mut hasher);
-        let mut map = CACHES.get_or_init(Default::default).lock().expect("cache map lock");
+        (
+            &config.base_url,
+            &config.organization_id,
+            config.token.expose(),
+        )
+            .hash(&mut hasher);
+        let mut map = CACHES
+            .get_or_init(Default::default)
+            .lock()
+            .expect("cache map lock");
         map.entry(hasher.finish()).or_default().clone()
     }
 
@@ -161,7 +192,9 @@ impl DefinitionCache {
         let mut fields_req = ListRequest::new("/custom_fields");
         fields_req
             .filters
-            .push(crate::api::FilterExpr::Cond(crate::api::FilterCond::eq("archived", "false")));
+            .push(crate::api::FilterExpr::Cond(crate::api::FilterCond::eq(
+                "archived", "false",
+            )));
         let fields = fetch_all(client, &fields_req).await?;
         let mut options_req = ListRequest::new("/custom_field_options");
         options_req.include = vec!["custom_field".into()];
@@ -197,27 +230,46 @@ mod tests {
     #[test]
     fn columns_are_unique_and_never_shadow_attributes() {
         let fields = vec![
-            rec(serde_json::json!({"id":"2","type":"custom_fields","attributes":
-                {"name":"Priority","data_type_id":3,"customizable_type":"tasks"}})),
-            rec(serde_json::json!({"id":"3","type":"custom_fields","attributes":
-                {"name":"priority!","data_type_id":1,"customizable_type":"tasks"}})),
-            rec(serde_json::json!({"id":"4","type":"custom_fields","attributes":
-                {"name":"Title","data_type_id":1,"customizable_type":"tasks"}})),
-            rec(serde_json::json!({"id":"5","type":"custom_fields","attributes":
-                {"name":"Cost","data_type_id":2,"customizable_type":"project_expenses"}})),
-            rec(serde_json::json!({"id":"6","type":"custom_fields","attributes":
-                {"name":"File","data_type_id":7,"customizable_type":"tasks"}})),
+            rec(
+                serde_json::json!({"id":"2","type":"custom_fields","attributes":
+                {"name":"Priority","data_type_id":3,"customizable_type":"tasks"}}),
+            ),
+            rec(
+                serde_json::json!({"id":"3","type":"custom_fields","attributes":
+                {"name":"priority!","data_type_id":1,"customizable_type":"tasks"}}),
+            ),
+            rec(
+                serde_json::json!({"id":"4","type":"custom_fields","attributes":
+                {"name":"Title","data_type_id":1,"customizable_type":"tasks"}}),
+            ),
+            rec(
+                serde_json::json!({"id":"5","type":"custom_fields","attributes":
+                {"name":"Cost","data_type_id":2,"customizable_type":"project_expenses"}}),
+            ),
+            rec(
+                serde_json::json!({"id":"6","type":"custom_fields","attributes":
+                {"name":"File","data_type_id":7,"customizable_type":"tasks"}}),
+            ),
         ];
-        let options = vec![rec(serde_json::json!({"id":"10","type":"custom_field_options",
+        let options = vec![rec(
+            serde_json::json!({"id":"10","type":"custom_field_options",
             "attributes":{"name":"High"},
-            "relationships":{"custom_field":{"data":{"type":"custom_fields","id":"2"}}}}))];
+            "relationships":{"custom_field":{"data":{"type":"custom_fields","id":"2"}}}}),
+        )];
         let taken = |t: &str| -> HashSet<String> {
-            if t == "tasks" { ["id", "title"].iter().map(|s| s.to_string()).collect() } else { HashSet::new() }
+            if t == "tasks" {
+                ["id", "title"].iter().map(|s| s.to_string()).collect()
+            } else {
+                HashSet::new()
+            }
         };
         let cols = build_columns(&fields, &options, &taken);
         let tasks: Vec<&str> = cols["tasks"].iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(tasks, ["priority", "priority_2", "title_2"]);
-        assert_eq!(cols["tasks"][0].1.options, vec![("10".to_string(), "High".to_string())]);
+        assert_eq!(
+            cols["tasks"][0].1.options,
+            vec![("10".to_string(), "High".to_string())]
+        );
         assert_eq!(cols["expenses"][0].0, "cost");
         assert_eq!(cols["expenses"][0].1.data_type, 2);
     }

@@ -21,8 +21,17 @@ use schema::ProductiveSchema;
 pub const DATABASE: &str = "productive";
 
 /// The tables that can have custom fields.
-pub const CUSTOMIZABLE_TABLES: [&str; 9] =
-    ["bookings", "budgets", "companies", "deals", "expenses", "invoices", "people", "projects", "tasks"];
+pub const CUSTOMIZABLE_TABLES: [&str; 9] = [
+    "bookings",
+    "budgets",
+    "companies",
+    "deals",
+    "expenses",
+    "invoices",
+    "people",
+    "projects",
+    "tasks",
+];
 
 /// Defaults a new session starts with.
 #[derive(Debug, Clone, Default)]

@@ -32,10 +32,23 @@ impl ProductiveSchema {
         let plain = Catalog::get()
             .tables()
             .iter()
-            .map(|t| (t.name, Arc::new(ProductiveTable::new(Arc::new(TableDef::new(t, &[])), client.clone()))))
+            .map(|t| {
+                (
+                    t.name,
+                    Arc::new(ProductiveTable::new(
+                        Arc::new(TableDef::new(t, &[])),
+                        client.clone(),
+                    )),
+                )
+            })
             .collect();
         let definitions = DefinitionCache::for_client(&client);
-        ProductiveSchema { client, state, plain, definitions }
+        ProductiveSchema {
+            client,
+            state,
+            plain,
+            definitions,
+        }
     }
 
     fn use_custom_fields(&self) -> bool {
@@ -61,7 +74,9 @@ impl SchemaProvider for ProductiveSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(plain) = self.plain.get(name) else { return Ok(None) };
+        let Some(plain) = self.plain.get(name) else {
+            return Ok(None);
+        };
         if !self.use_custom_fields() || !super::CUSTOMIZABLE_TABLES.contains(&name) {
             return Ok(Some(plain.clone()));
         }
@@ -78,7 +93,10 @@ impl SchemaProvider for ProductiveSchema {
             .map_err(DataFusionError::from)?;
         let fields = columns.get(name).cloned().unwrap_or_default();
         let def = TableDef::new(plain.def().table, &fields);
-        Ok(Some(Arc::new(ProductiveTable::new(Arc::new(def), self.client.clone()))))
+        Ok(Some(Arc::new(ProductiveTable::new(
+            Arc::new(def),
+            self.client.clone(),
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {

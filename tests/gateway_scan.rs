@@ -1,0 +1,101 @@
+//! Reading Productive tables through the gateway's DataFusion session,
+//! against the simulator: every table, pushdown shapes and the requests
+//! they make, joins, deals versus budgets, limits.
+
+mod gateway_support;
+
+use gateway_support::*;
+use productive_pg::catalog::Catalog;
+use productive_pg::sim::fixture::ids;
+
+#[tokio::test]
+async fn every_table_can_be_selected() {
+    let env = standard().await;
+    for table in Catalog::get().tables() {
+        let sql = format!("SELECT * FROM {}", table.name);
+        env.try_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn id_equality_is_one_get_by_id() {
+    let env = standard().await;
+    env.take_requests();
+    let titles = env
+        .column(&format!(
+            "SELECT title FROM tasks WHERE id = {}",
+            ids::HOMEPAGE_TASK
+        ))
+        .await;
+    assert_eq!(titles.len(), 1);
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        reqs[0].path,
+        format!("/api/v2/tasks/{}", ids::HOMEPAGE_TASK)
+    );
+}
+
+#[tokio::test]
+async fn relationship_filter_is_sent_to_the_api() {
+    let env = standard().await;
+    env.take_requests();
+    let rows = env
+        .column(&format!(
+            "SELECT project_id FROM tasks WHERE project_id = {}",
+            ids::WEBSITE
+        ))
+        .await;
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| *r == ids::WEBSITE.to_string()),
+        "{rows:?}"
+    );
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let q = decoded_query(&reqs[0]);
+    assert!(
+        q.contains(&format!("filter[project_id]={}", ids::WEBSITE)),
+        "{q}"
+    );
+    assert!(q.contains("include=project"), "{q}");
+}
+
+#[tokio::test]
+async fn joins_tasks_projects_companies() {
+    let env = standard().await;
+    let out = env
+        .table(
+            "SELECT c.name AS company, p.name AS project, count(*) AS tasks \
+             FROM tasks t JOIN projects p ON t.project_id = p.id \
+             JOIN companies c ON p.company_id = c.id GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .await;
+    assert!(out.contains("company"), "{out}");
+}
+
+#[tokio::test]
+async fn deals_and_budgets_are_two_tables() {
+    let env = standard().await;
+    let deals = env.column("SELECT DISTINCT budget FROM deals").await;
+    let budgets = env.column("SELECT DISTINCT budget FROM budgets").await;
+    assert_eq!(deals, ["false"]);
+    assert_eq!(budgets, ["true"]);
+}
+
+#[tokio::test]
+async fn limit_asks_for_one_small_page() {
+    let env = standard().await;
+    env.take_requests();
+    let rows = env.column("SELECT id FROM tasks LIMIT 2").await;
+    assert_eq!(rows.len(), 2);
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        decoded_query(&reqs[0]).contains("page[size]=2"),
+        "{}",
+        decoded_query(&reqs[0])
+    );
+}
