@@ -9,8 +9,10 @@
 //! - [`limits`] / [`faults`]: rate limits and injected failures.
 //! - [`error`]: the JSON:API errors the simulator answers with.
 //! - [`fixture`]: a small, fixed organization for tests.
+//! - [`demo`]: the deterministic demo organization, scalable for benchmarks.
 
 pub mod actions;
+pub mod demo;
 pub mod document;
 pub mod error;
 pub mod faults;

@@ -1,0 +1,253 @@
+//! The catalog-driven filler: completes a demo record with every attribute
+//! the catalog lists for its resource.
+//!
+//! Each resource's attribute list is resolved once into a [`Shape`]: the
+//! names in catalog order, each with a [`Rule`], so completing a record
+//! costs no catalog lookups. Values set by hand win; the rules only cover the rest:
+//! timestamps come from the record's creation and update times, `_default`
+//! and `_normalized` money follows its base amount through the exchange
+//! rate, and anything else gets a neutral value of the attribute's JSON
+//! type (`false`, `0`, `{}`, `[]`) or `null` where the API leaves unset
+//! values empty.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value};
+
+use crate::catalog::{Attribute, Catalog, JsonType, Resource};
+use crate::sim::store::{Record, Ref};
+
+use super::{DEMO_DEFAULT_CURRENCY, DEMO_ORGANIZATION_ID, Draft, decimal, ts};
+
+/// How the filler computes an attribute that was not set by hand.
+#[derive(Debug, Clone)]
+pub(super) enum Rule {
+    Created,
+    Updated,
+    /// `last_activity_at`: the update time.
+    LastActivity,
+    Currency,
+    /// `currency_default` / `currency_normalized`.
+    OrganizationCurrency,
+    /// The exchange rate, as a decimal string or a JSON number.
+    ExchangeRate {
+        json_type: JsonType,
+    },
+    /// A `_default` / `_normalized` variant of the money attribute at
+    /// position `base`.
+    Converted {
+        base: usize,
+        float: bool,
+    },
+    Fixed(Value),
+}
+
+/// A resource's attributes in catalog order, each with its fill rule.
+#[derive(Debug)]
+pub(super) struct Shape {
+    pub(super) kind: &'static str,
+    names: Vec<&'static str>,
+    rules: Vec<Rule>,
+    positions: HashMap<&'static str, usize>,
+    has_organization: bool,
+}
+
+impl Shape {
+    fn new(resource: &'static Resource) -> Shape {
+        let attributes: Vec<&Attribute> = resource
+            .attributes
+            .iter()
+            .filter(|a| a.name != "id")
+            .collect();
+        let names: Vec<&'static str> = attributes.iter().map(|a| a.name.as_str()).collect();
+        let positions: HashMap<&'static str, usize> =
+            names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let rules = attributes.iter().map(|a| rule_for(a, &positions)).collect();
+        Shape {
+            kind: resource.json_api_type.as_str(),
+            names,
+            rules,
+            positions,
+            has_organization: resource.relationship("organization").is_some(),
+        }
+    }
+
+    /// The position of an attribute in catalog order.
+    pub(super) fn position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
+    }
+}
+
+static SHAPES: LazyLock<BTreeMap<&'static str, Shape>> = LazyLock::new(|| {
+    Catalog::get()
+        .served_resources()
+        .into_iter()
+        .map(|resource| (resource.json_api_type.as_str(), Shape::new(resource)))
+        .collect()
+});
+
+/// The shape of a served resource.
+///
+/// # Panics
+///
+/// If the catalog serves no resource of this JSON:API type: the demo
+/// generators only name served types, and the tests cover every one.
+pub(super) fn shape(kind: &str) -> &'static Shape {
+    SHAPES
+        .get(kind)
+        .unwrap_or_else(|| panic!("the catalog serves no resource of type {kind}"))
+}
+
+fn is_money(attribute: &Attribute) -> bool {
+    attribute
+        .unit
+        .as_deref()
+        .is_some_and(|u| u.starts_with("money"))
+}
+
+fn rule_for(a: &Attribute, positions: &HashMap<&'static str, usize>) -> Rule {
+    let name = a.name.as_str();
+    match name {
+        "created_at" => return Rule::Created,
+        "updated_at" => return Rule::Updated,
+        "last_activity_at" => return Rule::LastActivity,
+        "currency" => return Rule::Currency,
+        "currency_default" | "currency_normalized" => return Rule::OrganizationCurrency,
+        "exchange_rate" | "exchange_rate_normalized" => {
+            return Rule::ExchangeRate {
+                json_type: a.json_type,
+            };
+        }
+        _ => {}
+    }
+    if is_money(a) {
+        let base = name
+            .strip_suffix("_default")
+            .or_else(|| name.strip_suffix("_normalized"))
+            .and_then(|b| positions.get(b));
+        if let Some(&base) = base {
+            return Rule::Converted {
+                base,
+                float: a.json_type == JsonType::Number,
+            };
+        }
+    }
+    Rule::Fixed(neutral(a))
+}
+
+/// The value an attribute nobody set takes: zero for counters, durations
+/// and money, `false`, empty containers, and `null` for everything whose
+/// absence the API writes as `null` (texts, dates, ids, enums).
+fn neutral(a: &Attribute) -> Value {
+    let counted = a.unit.is_some() || a.name.ends_with("_count");
+    match a.json_type {
+        // Records without custom field values say `null`, not `{}`.
+        JsonType::Object if a.name.ends_with("custom_fields") => Value::Null,
+        JsonType::Boolean => Value::Bool(false),
+        JsonType::Object => Value::Object(Map::new()),
+        JsonType::Array | JsonType::StringArray => Value::Array(Vec::new()),
+        JsonType::Integer if counted => Value::from(0),
+        JsonType::Number if counted => Value::from(0.0),
+        JsonType::DecimalString if a.name.contains("quantity") => decimal(1.0),
+        JsonType::DecimalString => decimal(0.0),
+        _ => Value::Null,
+    }
+}
+
+/// Converts an amount in cents into the organization currency.
+fn convert(base: &Value, rate: f64, float: bool) -> Value {
+    let Some(amount) = base.as_f64() else {
+        return Value::Null;
+    };
+    let converted = (amount * rate).round();
+    if float {
+        Value::from(converted)
+    } else {
+        Value::from(converted as i64)
+    }
+}
+
+/// Builds the finished record: every catalog attribute in catalog order,
+/// hand-set values first, rules for the rest, and the organization link.
+pub(super) fn complete(draft: Draft) -> Record {
+    let Draft {
+        shape,
+        mut record,
+        hand,
+        created,
+        updated,
+        currency,
+        rate,
+    } = draft;
+
+    // Hand-set values by position; a later value for the same attribute
+    // replaces an earlier one.
+    let n = shape.names.len();
+    let mut slots: Vec<Option<Value>> = std::iter::repeat_with(|| None).take(n).collect();
+    for (position, value) in hand {
+        slots[position] = Some(value);
+    }
+
+    // Plain rules first, so conversions see their final base amounts.
+    for (position, rule) in shape.rules.iter().enumerate() {
+        if slots[position].is_some() {
+            continue;
+        }
+        let value = match rule {
+            Rule::Created => ts(created),
+            Rule::Updated | Rule::LastActivity => ts(updated),
+            Rule::Currency => Value::from(currency),
+            Rule::OrganizationCurrency => Value::from(DEMO_DEFAULT_CURRENCY),
+            Rule::ExchangeRate { json_type } => match json_type {
+                JsonType::DecimalString => decimal(rate),
+                _ => Value::from((rate * 100.0).round() / 100.0),
+            },
+            Rule::Converted { .. } => continue,
+            Rule::Fixed(v) => v.clone(),
+        };
+        slots[position] = Some(value);
+    }
+    for (position, rule) in shape.rules.iter().enumerate() {
+        if let (None, Rule::Converted { base, float }) = (&slots[position], rule) {
+            let value = slots[*base]
+                .as_ref()
+                .map_or(Value::Null, |b| convert(b, rate, *float));
+            slots[position] = Some(value);
+        }
+    }
+
+    let mut attributes = Map::with_capacity(n);
+    for (name, value) in shape.names.iter().zip(slots) {
+        attributes.insert((*name).to_string(), value.unwrap_or(Value::Null));
+    }
+    record.attributes = attributes;
+    if shape.has_organization {
+        record.set_one(
+            "organization",
+            Some(Ref::new("organizations", DEMO_ORGANIZATION_ID)),
+        );
+    }
+    record
+}
+
+/// Sets a money attribute and its `_default` / `_normalized` variants on a
+/// finished record (used when roll-ups revise amounts after the fact).
+pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, float: bool) {
+    let write = |v: i64| {
+        if float {
+            Value::from(v as f64)
+        } else {
+            Value::from(v)
+        }
+    };
+    let converted = (cents as f64 * rate).round() as i64;
+    let attributes = &mut record.attributes;
+    attributes.insert(name.to_string(), write(cents));
+    for suffix in ["_default", "_normalized"] {
+        let variant = format!("{name}{suffix}");
+        if attributes.contains_key(&variant) {
+            attributes.insert(variant, write(converted));
+        }
+    }
+}
