@@ -7,11 +7,13 @@
 //! - [`gateway`]: the DataFusion session of one connection, with its tables and settings.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
+//! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
 
 pub mod api;
 pub mod catalog;
 pub mod error;
 pub mod gateway;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod table;

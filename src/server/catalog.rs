@@ -1,0 +1,487 @@
+//! `pg_catalog` and `information_schema` for a session, so that psql's
+//! `\dt`, `\d`, `\d+`, `\l`, `\dn`, `\du` and `\df` and JDBC metadata calls
+//! work, plus comments on tables and columns.
+//!
+//! The catalog itself comes from datafusion-pg-catalog. It has no notion of
+//! comments (its `pg_description` is a fixed export, and it lacks
+//! `col_description`/`obj_description`), so comments are added here: the
+//! backend registers them by table and column name, and before a statement
+//! that reads descriptions runs, the names are resolved to the oids the
+//! catalog assigned in this session ([`refresh_comments`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+
+use super::statements::SERVER_VERSION;
+
+/// A comment on a table (`column: None`) or on one of its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableComment {
+    pub table: String,
+    pub column: Option<String>,
+    pub text: String,
+}
+
+/// pg_class's own oid, the `classoid` of comments on relations.
+const PG_CLASS_OID: i64 = 1259;
+
+/// Comments of one session, by name and by resolved oid.
+#[derive(Debug, Default)]
+struct CommentStore {
+    comments: Vec<TableComment>,
+    /// (relation oid, attnum or 0) → text, valid for this session's oids.
+    resolved: RwLock<HashMap<(i64, i64), String>>,
+}
+
+impl CommentStore {
+    fn lookup(&self, oid: i64, subid: i64) -> Option<String> {
+        self.resolved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(oid, subid))
+            .cloned()
+    }
+
+    fn resolved_rows(&self) -> Vec<((i64, i64), String)> {
+        self.resolved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+}
+
+/// Sets up `pg_catalog` and `information_schema` in `ctx`, whose default
+/// catalog must be named `database`, and registers `comments` for `\d+`,
+/// `col_description`, `obj_description` and `pg_description`.
+///
+/// # Errors
+/// Fails when the catalog `database` does not exist in `ctx`.
+pub fn install_catalog(
+    ctx: &SessionContext,
+    database: &str,
+    comments: &[TableComment],
+) -> Result<()> {
+    {
+        let state_ref = ctx.state_ref();
+        let mut state = state_ref.write();
+        state.config_mut().options_mut().catalog.information_schema = true;
+    }
+    setup_pg_catalog(ctx, database, EmptyContextProvider).map_err(|e| *e)?;
+
+    let store = Arc::new(CommentStore {
+        comments: comments.to_vec(),
+        resolved: RwLock::default(),
+    });
+    {
+        let state_ref = ctx.state_ref();
+        state_ref.write().config_mut().set_extension(store.clone());
+    }
+
+    let catalog = ctx
+        .catalog(database)
+        .ok_or_else(|| DataFusionError::Configuration(format!("catalog {database} not found")))?;
+    if let Some(inner) = catalog.schema("pg_catalog") {
+        let wrapped = Arc::new(PgCatalogWithComments {
+            inner,
+            store: store.clone(),
+        });
+        catalog.register_schema("pg_catalog", wrapped)?;
+    }
+
+    ctx.register_udf(ScalarUDF::new_from_impl(Describe::column(store.clone())));
+    ctx.register_udf(ScalarUDF::new_from_impl(Describe::object(store)));
+    ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
+    Ok(())
+}
+
+/// Resolves registered comments against the oids the catalog currently
+/// assigns in `ctx`. Cheap when no comments are registered.
+///
+/// # Errors
+/// Fails when the catalog tables cannot be queried.
+pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
+    let Some(store) = ctx.state().config().get_extension::<CommentStore>() else {
+        return Ok(());
+    };
+    if store.comments.is_empty() {
+        return Ok(());
+    }
+    let batches = ctx
+        .sql(
+            "SELECT CAST(c.oid AS BIGINT) AS oid, c.relname, \
+             CAST(a.attnum AS BIGINT) AS attnum, a.attname \
+             FROM pg_catalog.pg_class c \
+             LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut tables: HashMap<String, i64> = HashMap::new();
+    let mut columns: HashMap<(i64, String), i64> = HashMap::new();
+    for batch in &batches {
+        let oids = batch.column(0).as_primitive::<Int64Type>();
+        let names = cast(batch.column(1), &DataType::Utf8)?;
+        let names = names.as_string::<i32>();
+        let attnums = batch.column(2).as_primitive::<Int64Type>();
+        let attnames = cast(batch.column(3), &DataType::Utf8)?;
+        let attnames = attnames.as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            if oids.is_null(row) || names.is_null(row) {
+                continue;
+            }
+            let oid = oids.value(row);
+            tables.entry(names.value(row).to_owned()).or_insert(oid);
+            if !attnums.is_null(row) && !attnames.is_null(row) {
+                columns.insert((oid, attnames.value(row).to_owned()), attnums.value(row));
+            }
+        }
+    }
+    let mut resolved = HashMap::new();
+    for comment in &store.comments {
+        let Some(&oid) = tables.get(&comment.table) else {
+            continue;
+        };
+        let subid = match &comment.column {
+            None => 0,
+            Some(column) => match columns.get(&(oid, column.clone())) {
+                Some(&attnum) => attnum,
+                None => continue,
+            },
+        };
+        resolved.insert((oid, subid), comment.text.clone());
+    }
+    *store.resolved.write().unwrap_or_else(|p| p.into_inner()) = resolved;
+    Ok(())
+}
+
+/// `col_description(oid, attnum)` and `obj_description(oid[, catalog])`.
+#[derive(Debug)]
+struct Describe {
+    name: &'static str,
+    columns: bool,
+    signature: Signature,
+    store: Arc<CommentStore>,
+}
+
+impl PartialEq for Describe {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.store, &other.store)
+    }
+}
+
+impl Eq for Describe {}
+
+impl std::hash::Hash for Describe {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl Describe {
+    fn column(store: Arc<CommentStore>) -> Describe {
+        Describe {
+            name: "col_description",
+            columns: true,
+            signature: Signature::any(2, Volatility::Stable),
+            store,
+        }
+    }
+
+    fn object(store: Arc<CommentStore>) -> Describe {
+        Describe {
+            name: "obj_description",
+            columns: false,
+            signature: Signature::variadic_any(Volatility::Stable),
+            store,
+        }
+    }
+}
+
+fn to_int64(value: &ColumnarValue, rows: usize) -> Result<Arc<dyn Array>> {
+    let array = value.to_array(rows)?;
+    Ok(cast(&array, &DataType::Int64)?)
+}
+
+impl ScalarUDFImpl for Describe {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan(format!("{} needs an oid", self.name)));
+        };
+        let oids = to_int64(first, rows)?;
+        let oids = oids.as_primitive::<Int64Type>();
+        let subids = match (self.columns, args.args.get(1)) {
+            (true, Some(sub)) => Some(to_int64(sub, rows)?),
+            _ => None,
+        };
+        let mut out = StringBuilder::new();
+        for row in 0..rows {
+            let subid = match &subids {
+                Some(s) => {
+                    let s = s.as_primitive::<Int64Type>();
+                    if s.is_null(row) {
+                        out.append_null();
+                        continue;
+                    }
+                    s.value(row)
+                }
+                None => 0,
+            };
+            if oids.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            match self.store.lookup(oids.value(row), subid) {
+                Some(text) => out.append_value(text),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `version()` as PostgreSQL clients expect to parse it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Version {
+    signature: Signature,
+}
+
+impl Version {
+    fn new() -> Version {
+        Version {
+            signature: Signature::nullary(Volatility::Immutable),
+        }
+    }
+
+    fn text() -> String {
+        format!(
+            "PostgreSQL {SERVER_VERSION} (productive-pg {}) on {}-{}, a gateway to the Productive API",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            std::env::consts::OS,
+        )
+    }
+}
+
+impl ScalarUDFImpl for Version {
+    fn name(&self) -> &str {
+        "version"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            Version::text(),
+        ))))
+    }
+}
+
+/// The catalog's `pg_catalog` schema with `pg_description` extended by the
+/// session's comments.
+#[derive(Debug)]
+struct PgCatalogWithComments {
+    inner: Arc<dyn SchemaProvider>,
+    store: Arc<CommentStore>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogWithComments {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        match table {
+            Some(inner) if name == "pg_description" => Ok(Some(Arc::new(PgDescription {
+                inner,
+                store: self.store.clone(),
+            }))),
+            other => Ok(other),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct PgDescription {
+    inner: Arc<dyn TableProvider>,
+    store: Arc<CommentStore>,
+}
+
+impl PgDescription {
+    /// Our comments in the shape of the exported table.
+    fn comment_batch(&self) -> Result<RecordBatch> {
+        let schema = self.inner.schema();
+        let rows = self.store.resolved_rows();
+        let mut columns: Vec<ArrayRef> = vec![];
+        for field in schema.fields() {
+            let array: ArrayRef = match field.name().as_str() {
+                "objoid" => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|((oid, _), _)| *oid as i32),
+                )),
+                "classoid" => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|_| PG_CLASS_OID as i32),
+                )),
+                "objsubid" => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|((_, sub), _)| *sub as i32),
+                )),
+                "description" => Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, text)| text.as_str()),
+                )),
+                _ => datafusion::arrow::array::new_null_array(field.data_type(), rows.len()),
+            };
+            columns.push(cast(&array, field.data_type())?);
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgDescription {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let exported = self.inner.scan(state, projection, &[], None).await?;
+        let ours = MemorySourceConfig::try_new_exec(
+            &[vec![self.comment_batch()?]],
+            self.schema(),
+            projection.cloned(),
+        )?;
+        UnionExec::try_new(vec![exported, ours])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionConfig;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn comments_reach_col_description_and_pg_description() {
+        let config = SessionConfig::new().with_default_catalog_and_schema("productive", "public");
+        let ctx = SessionContext::new_with_config(config);
+        ctx.sql("CREATE TABLE tasks (id INT, title TEXT)")
+            .await
+            .expect("create")
+            .collect()
+            .await
+            .expect("create runs");
+        let comments = vec![
+            TableComment {
+                table: "tasks".into(),
+                column: None,
+                text: "Work items".into(),
+            },
+            TableComment {
+                table: "tasks".into(),
+                column: Some("title".into()),
+                text: "What to do".into(),
+            },
+        ];
+        install_catalog(&ctx, "productive", &comments).expect("catalog installs");
+        refresh_comments(&ctx).await.expect("refresh");
+
+        let batches = ctx
+            .sql(
+                "SELECT obj_description(c.oid, 'pg_class') AS t, \
+                 col_description(c.oid, 2) AS c \
+                 FROM pg_catalog.pg_class c WHERE c.relname = 'tasks'",
+            )
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        let t = cast(batches[0].column(0), &DataType::Utf8).expect("utf8");
+        let c = cast(batches[0].column(1), &DataType::Utf8).expect("utf8");
+        assert_eq!(t.as_string::<i32>().value(0), "Work items");
+        assert_eq!(c.as_string::<i32>().value(0), "What to do");
+
+        let batches = ctx
+            .sql("SELECT description FROM pg_catalog.pg_description WHERE description = 'What to do'")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+
+    #[tokio::test]
+    async fn version_looks_like_postgres() {
+        let config = SessionConfig::new().with_default_catalog_and_schema("productive", "public");
+        let ctx = SessionContext::new_with_config(config);
+        install_catalog(&ctx, "productive", &[]).expect("catalog installs");
+        let batches = ctx
+            .sql("SELECT version()")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        let v = cast(batches[0].column(0), &DataType::Utf8).expect("utf8");
+        assert!(
+            v.as_string::<i32>()
+                .value(0)
+                .starts_with("PostgreSQL 15.0 (productive-pg ")
+        );
+    }
+}

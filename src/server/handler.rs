@@ -1,0 +1,942 @@
+//! Simple and extended query handling.
+//!
+//! Both protocols share one path: parse with the PostgreSQL-compatible parser
+//! from datafusion-pg-catalog, name columns the PostgreSQL way, then either
+//! answer the statement here ([`super::statements`]) or plan and run it with
+//! the connection's own DataFusion context. Results are encoded batch by
+//! batch as they arrive, so the first row reaches the client before the last
+//! one is computed, and every batch passes the statement control that stops
+//! it on cancel or timeout.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, LogicalPlan, WriteOp};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::{Sink, SinkExt, StreamExt, stream};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
+use tracing::{Instrument, debug};
+
+use super::Backend;
+use super::catalog;
+use super::errors::ServerError;
+use super::session::{Cursor, Session, guard_stream};
+use super::statements::{self, Route, Utility};
+use crate::error::{SqlError, codes};
+
+/// A statement parsed by an extended-protocol Parse message.
+pub type PreparedStatement = Arc<Prepared>;
+
+/// What the extended protocol keeps between Parse and Execute.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The statement after column naming.
+    pub statement: Statement,
+    pub route: Route,
+    /// DataFusion's plan, with placeholders, for planned statements.
+    pub plan: Option<LogicalPlan>,
+    /// Parameter types as DataFusion inferred them, by position.
+    pub param_data_types: Vec<Option<DataType>>,
+    /// Parameter types as reported to the client.
+    pub param_types: Vec<Type>,
+    /// Result columns, `None` when the statement returns no rows.
+    pub result_schema: Option<SchemaRef>,
+}
+
+/// Answers queries on every connection; per-connection state lives in the
+/// [`Session`] found in the client's session extensions.
+pub struct QueryHandler {
+    backend: Arc<dyn Backend>,
+    parser: Arc<Parser>,
+}
+
+impl QueryHandler {
+    pub(crate) fn new(backend: Arc<dyn Backend>) -> QueryHandler {
+        QueryHandler {
+            backend,
+            parser: Arc::new(Parser {
+                sql: PostgresCompatibilityParser::new(),
+            }),
+        }
+    }
+}
+
+/// Parses SQL text into statements ready for routing.
+pub struct Parser {
+    sql: PostgresCompatibilityParser,
+}
+
+impl Parser {
+    fn parse(&self, sql: &str) -> Result<Vec<Statement>, ServerError> {
+        let mut statements = self.sql.parse(sql)?;
+        statements.iter_mut().for_each(statements::name_columns);
+        Ok(statements)
+    }
+}
+
+fn session_of(client: &(impl ClientInfo + ?Sized)) -> Result<Arc<Session>, ServerError> {
+    client
+        .session_extensions()
+        .get::<Session>()
+        .ok_or_else(|| ServerError::Sql(SqlError::new("08P01", "query before login completed")))
+}
+
+/// Keeps log lines short; statements can be megabytes of VALUES.
+fn truncate(sql: &str, max: usize) -> &str {
+    match sql.char_indices().nth(max) {
+        Some((idx, _)) => &sql[..idx],
+        None => sql,
+    }
+}
+
+fn failed_transaction() -> ServerError {
+    ServerError::Sql(SqlError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    ))
+}
+
+fn may_run(route: &Route, status: TransactionStatus) -> Result<(), ServerError> {
+    let allowed = match route {
+        Route::Utility(u) => u.allowed_when_failed(),
+        Route::Plan => false,
+    };
+    if status == TransactionStatus::Error && !allowed {
+        return Err(failed_transaction());
+    }
+    Ok(())
+}
+
+/// Turns a record batch stream into a row stream for pgwire.
+fn encode_stream(
+    session: &Session,
+    batches: datafusion::physical_plan::SendableRecordBatchStream,
+    fields: Arc<Vec<FieldInfo>>,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    guard_stream(session.control.clone(), batches)
+        .map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
+                Ok(batch) => encode_recordbatch(fields.clone(), batch),
+                Err(e) => Box::new(std::iter::once(Err(PgWireError::from(e)))),
+            };
+            stream::iter(rows)
+        })
+        .flatten()
+}
+
+/// A response holding rows that are already in memory.
+fn batch_response(
+    session: &Session,
+    batch: RecordBatch,
+    format: &Format,
+    tag: &str,
+) -> Result<QueryResponse, ServerError> {
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        batch.schema().as_ref(),
+        format,
+        Some(session.format_options()),
+    )?);
+    let rows: Vec<PgWireResult<DataRow>> = encode_recordbatch(fields.clone(), batch).collect();
+    let mut response = QueryResponse::new(fields, stream::iter(rows));
+    response.set_command_tag(tag);
+    Ok(response)
+}
+
+fn text_batch(
+    columns: &[&str],
+    rows: Vec<Vec<Option<String>>>,
+) -> Result<RecordBatch, ServerError> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = (0..columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+            )) as ArrayRef
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, arrays).map_err(datafusion::error::DataFusionError::from)?)
+}
+
+fn text_schema(columns: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Parameter types by position: DataFusion's inference, completed with the
+/// target of casts like `$1::int` that DataFusion leaves open.
+fn parameter_data_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, ServerError> {
+    let mut by_index: BTreeMap<usize, Option<DataType>> = BTreeMap::new();
+    for (id, ty) in plan.get_parameter_types()? {
+        if let Ok(n) = id.trim_start_matches('$').parse::<usize>() {
+            by_index.insert(n, ty);
+        }
+    }
+    plan.apply(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if let DfExpr::Cast(cast) = e
+                    && let DfExpr::Placeholder(p) = cast.expr.as_ref()
+                    && let Ok(n) = p.id.trim_start_matches('$').parse::<usize>()
+                {
+                    let slot = by_index.entry(n).or_insert(None);
+                    if slot.is_none() {
+                        *slot = Some(cast.field.data_type().clone());
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let count = by_index.keys().next_back().copied().unwrap_or(0);
+    Ok((1..=count)
+        .map(|n| by_index.get(&n).cloned().flatten())
+        .collect())
+}
+
+fn is_row_returning(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
+    ) || matches!(
+        stmt,
+        Statement::ShowTables { .. } | Statement::ShowColumns { .. }
+    )
+}
+
+impl QueryHandler {
+    /// Runs a statement DataFusion plans, returning rows or a command tag.
+    async fn run_plan(
+        &self,
+        session: &Session,
+        stmt: &Statement,
+        plan: Option<LogicalPlan>,
+        format: &Format,
+    ) -> Result<Response, ServerError> {
+        let plan = match plan {
+            Some(plan) => plan,
+            None => {
+                let state = session.ctx.state();
+                state
+                    .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+                    .await?
+            }
+        };
+        if stmt_mentions_descriptions(stmt) {
+            catalog::refresh_comments(&session.ctx).await?;
+        }
+        let dml_op = match &plan {
+            LogicalPlan::Dml(DmlStatement { op, .. }) => Some(op.clone()),
+            _ => None,
+        };
+        let frame = session.ctx.execute_logical_plan(plan).await?;
+
+        if let Some(op) = dml_op {
+            let mut batches = guard_stream(session.control.clone(), frame.execute_stream().await?);
+            let mut count: u64 = 0;
+            while let Some(batch) = batches.next().await {
+                count += affected_rows(&batch?);
+            }
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            let tag = match op {
+                WriteOp::Insert(_) => Tag::new("INSERT").with_oid(0).with_rows(count),
+                WriteOp::Update => Tag::new("UPDATE").with_rows(count),
+                WriteOp::Delete => Tag::new("DELETE").with_rows(count),
+                WriteOp::Ctas => Tag::new("SELECT").with_rows(count),
+                WriteOp::Truncate => Tag::new("TRUNCATE TABLE"),
+                other => Tag::new(&other.name().to_ascii_uppercase()).with_rows(count),
+            };
+            return Ok(Response::Execution(tag));
+        }
+
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        if schema.fields().is_empty() && !is_row_returning(stmt) {
+            // DDL runs inside `execute_logical_plan`; nothing to stream.
+            return Ok(Response::Execution(Tag::new(&statements::command_tag(
+                stmt,
+            ))));
+        }
+        let fields = Arc::new(arrow_schema_to_pg_fields(
+            &schema,
+            format,
+            Some(session.format_options()),
+        )?);
+        let batches = frame.execute_stream().await?;
+        let mut response =
+            QueryResponse::new(fields.clone(), encode_stream(session, batches, fields));
+        response.set_command_tag(&statements::command_tag(stmt));
+        Ok(Response::Query(response))
+    }
+
+    /// Answers a statement the wire layer handles itself.
+    async fn run_utility<C>(
+        &self,
+        session: &Session,
+        client: &mut C,
+        utility: &Utility,
+        format: &Format,
+    ) -> Result<Response, ServerError>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = client.transaction_status();
+        match utility {
+            Utility::Set { name, value } => {
+                if let Some((name, value)) = statements::apply_set(session, name, value.as_deref())?
+                {
+                    report(client, name, value).await?;
+                }
+                Ok(Response::Execution(Tag::new("SET")))
+            }
+            Utility::Show(name) if name.eq_ignore_ascii_case("all") => {
+                let rows = statements::show_all(session)
+                    .into_iter()
+                    .map(|r| r.to_vec())
+                    .collect();
+                let batch = text_batch(&["name", "setting", "description"], rows)?;
+                Ok(Response::Query(batch_response(
+                    session, batch, format, "SHOW",
+                )?))
+            }
+            Utility::Show(name) => {
+                let (column, value) = statements::show(session, name)?;
+                let batch = text_batch(&[column.as_str()], vec![vec![value]])?;
+                Ok(Response::Query(batch_response(
+                    session, batch, format, "SHOW",
+                )?))
+            }
+            Utility::Reset(name) => {
+                for (name, value) in statements::apply_reset(session, name.as_deref())? {
+                    report(client, name, value).await?;
+                }
+                Ok(Response::Execution(Tag::new("RESET")))
+            }
+            Utility::Begin => {
+                if status == TransactionStatus::Error {
+                    return Err(failed_transaction());
+                }
+                Ok(Response::TransactionStart(Tag::new("BEGIN")))
+            }
+            Utility::Commit => Ok(Response::TransactionEnd(Tag::new(
+                if status == TransactionStatus::Error {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                },
+            ))),
+            Utility::Rollback {
+                to_savepoint: false,
+            } => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Utility::Rollback { to_savepoint: true } => {
+                Ok(Response::Execution(Tag::new("ROLLBACK")))
+            }
+            Utility::Savepoint => Ok(Response::Execution(Tag::new("SAVEPOINT"))),
+            Utility::ReleaseSavepoint => Ok(Response::Execution(Tag::new("RELEASE"))),
+            Utility::Discard => {
+                session.cursors.lock().await.clear();
+                for (name, value) in statements::apply_reset(session, None)? {
+                    report(client, name, value).await?;
+                }
+                Ok(Response::Execution(Tag::new("DISCARD ALL")))
+            }
+            Utility::Deallocate(name) => {
+                client.portal_store().rm_statement(name);
+                Ok(Response::Execution(Tag::new("DEALLOCATE")))
+            }
+            Utility::Declare { name, query } => {
+                let mut stmt = Statement::Query(query.clone());
+                statements::name_columns(&mut stmt);
+                let state = session.ctx.state();
+                let plan = state
+                    .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+                    .await?;
+                let frame = session.ctx.execute_logical_plan(plan).await?;
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let fields = Arc::new(arrow_schema_to_pg_fields(
+                    &schema,
+                    &Format::UnifiedText,
+                    Some(session.format_options()),
+                )?);
+                let batches = frame.execute_stream().await?;
+                let rows = Box::pin(encode_stream(session, batches, fields.clone()));
+                session.cursors.lock().await.insert(
+                    name.clone(),
+                    Cursor {
+                        schema,
+                        fields,
+                        rows,
+                    },
+                );
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            Utility::Fetch { name, count } => {
+                let mut cursors = session.cursors.lock().await;
+                let cursor = cursors.get_mut(name).ok_or_else(|| missing_cursor(name))?;
+                let mut rows = vec![];
+                while count.is_none_or(|n| rows.len() < n) {
+                    match cursor.rows.next().await {
+                        Some(row) => rows.push(row),
+                        None => break,
+                    }
+                }
+                let mut response = QueryResponse::new(cursor.fields.clone(), stream::iter(rows));
+                response.set_command_tag("FETCH");
+                Ok(Response::Query(response))
+            }
+            Utility::Close(name) => {
+                let mut cursors = session.cursors.lock().await;
+                match name {
+                    Some(name) => {
+                        cursors.remove(name).ok_or_else(|| missing_cursor(name))?;
+                    }
+                    None => cursors.clear(),
+                }
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+            Utility::Call { name, args } => {
+                let values = evaluate_args(session, args).await?;
+                match self.backend.call(&session.ctx, name, values).await? {
+                    Some(batch) => Ok(Response::Query(batch_response(
+                        session, batch, format, "CALL",
+                    )?)),
+                    None => Ok(Response::Execution(Tag::new("CALL"))),
+                }
+            }
+        }
+    }
+
+    /// Runs one statement of a simple Query message.
+    async fn run_simple<C>(
+        &self,
+        session: &Session,
+        client: &mut C,
+        stmt: Statement,
+    ) -> Result<Response, ServerError>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let route = statements::route(&stmt)?;
+        may_run(&route, client.transaction_status())?;
+        match route {
+            Route::Plan => {
+                self.run_plan(session, &stmt, None, &Format::UnifiedText)
+                    .await
+            }
+            Route::Utility(utility) => {
+                self.run_utility(session, client, &utility, &Format::UnifiedText)
+                    .await
+            }
+        }
+    }
+}
+
+fn missing_cursor(name: &str) -> ServerError {
+    ServerError::Sql(SqlError::new(
+        "34000",
+        format!("cursor \"{name}\" does not exist"),
+    ))
+}
+
+/// Whether the statement reads comments, which are resolved against the
+/// session's current table oids first.
+fn stmt_mentions_descriptions(stmt: &Statement) -> bool {
+    let Statement::Query(query) = stmt else {
+        return false;
+    };
+    if matches!(query.body.as_ref(), SetExpr::Values(_)) {
+        return false;
+    }
+    let text = query.to_string().to_ascii_lowercase();
+    text.contains("description")
+}
+
+/// Row count reported by a DML plan (one UInt64 `count` column).
+fn affected_rows(batch: &RecordBatch) -> u64 {
+    batch
+        .column_by_name("count")
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .map(|counts| counts.iter().flatten().sum())
+        .unwrap_or(0)
+}
+
+/// Evaluates CALL arguments as constant expressions.
+async fn evaluate_args(
+    session: &Session,
+    args: &[datafusion::sql::sqlparser::ast::Expr],
+) -> Result<Vec<ScalarValue>, ServerError> {
+    if args.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = args
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let batches = session
+        .ctx
+        .sql(&format!("SELECT {list}"))
+        .await?
+        .collect()
+        .await?;
+    let batch = batches
+        .into_iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| {
+            ServerError::Sql(SqlError::new(
+                codes::DATA_EXCEPTION,
+                "CALL arguments produced no value",
+            ))
+        })?;
+    batch
+        .columns()
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c.as_ref(), 0).map_err(ServerError::from))
+        .collect()
+}
+
+async fn report<C>(client: &mut C, name: String, value: String) -> Result<(), ServerError>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    client
+        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+            name, value,
+        )))
+        .await
+        .map_err(|e| ServerError::Protocol(PgWireError::from(e)))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        session.control.begin(session.statement_timeout());
+        let span = tracing::debug_span!("statement", sql = %truncate(&query.query, 200));
+        let outcome = self._on_query(client, query).instrument(span).await;
+        session.control.end();
+        outcome
+    }
+
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        debug!("simple query");
+        let statements = self.parser.parse(query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let control = session.control.clone();
+            match control.run(self.run_simple(&session, client, stmt)).await {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    // Earlier results still go out, as PostgreSQL sends them
+                    // before the error that stops the rest of the string.
+                    let info = super::errors::to_error_fields(&e).into_error_info();
+                    responses.push(Response::Error(Box::new(info)));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = PreparedStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<PreparedStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let span = tracing::debug_span!("parse", sql = %truncate(sql, 200));
+        self.prepare(client, sql, types)
+            .instrument(span)
+            .await
+            .map_err(PgWireError::from)
+    }
+
+    fn get_parameter_types(&self, stmt: &PreparedStatement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &PreparedStatement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.result_schema {
+            Some(schema) => arrow_schema_to_pg_fields(
+                schema,
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+impl Parser {
+    async fn prepare<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        client_types: &[Option<Type>],
+    ) -> Result<Option<PreparedStatement>, ServerError>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = session_of(client)?;
+        let mut statements = self.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(ServerError::Sql(SqlError::new(
+                codes::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let route = statements::route(&statement)?;
+        let (plan, param_data_types, result_schema) = match &route {
+            Route::Plan => {
+                let state = session.ctx.state();
+                let plan = state
+                    .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+                    .await?;
+                let params = parameter_data_types(&plan)?;
+                let schema = match &plan {
+                    LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
+                    plan if plan.schema().fields().is_empty() => None,
+                    plan => Some(Arc::new(plan.schema().as_arrow().clone())),
+                };
+                (Some(plan), params, schema)
+            }
+            Route::Utility(Utility::Show(name)) if name.eq_ignore_ascii_case("all") => (
+                None,
+                vec![],
+                Some(text_schema(&["name", "setting", "description"])),
+            ),
+            Route::Utility(Utility::Show(name)) => {
+                let (column, _) = statements::show(&session, name)?;
+                (None, vec![], Some(text_schema(&[column.as_str()])))
+            }
+            Route::Utility(Utility::Fetch { name, .. }) => {
+                let cursors = session.cursors.lock().await;
+                let cursor = cursors.get(name).ok_or_else(|| missing_cursor(name))?;
+                (None, vec![], Some(cursor.schema.clone()))
+            }
+            Route::Utility(_) => (None, vec![], None),
+        };
+        let param_types = param_data_types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| match client_types.get(i).cloned().flatten() {
+                Some(ty) => Ok(ty),
+                None => match ty {
+                    Some(ty) => into_pg_type(ty),
+                    None => Ok(Type::UNKNOWN),
+                },
+            })
+            .collect::<PgWireResult<Vec<Type>>>()?;
+        Ok(Some(Arc::new(Prepared {
+            statement,
+            route,
+            plan,
+            param_data_types,
+            param_types,
+            result_schema,
+        })))
+    }
+}
+
+impl QueryHandler {
+    /// Executes a bound portal; rows are left to the caller.
+    async fn run_portal<C>(
+        &self,
+        session: &Session,
+        client: &mut C,
+        portal: &Portal<PreparedStatement>,
+    ) -> Result<Response, ServerError>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        may_run(&prepared.route, client.transaction_status())?;
+        match &prepared.route {
+            Route::Plan => {
+                let inferred: Vec<Option<&DataType>> = prepared
+                    .param_data_types
+                    .iter()
+                    .map(Option::as_ref)
+                    .collect();
+                let wire: Vec<Option<&Type>> = prepared.param_types.iter().map(Some).collect();
+                let values = deserialize_parameters_with_server_types(portal, &inferred, &wire)?;
+                let plan = match &prepared.plan {
+                    Some(plan) => Some(plan.clone().replace_params_with_values(&values)?),
+                    None => None,
+                };
+                self.run_plan(
+                    session,
+                    &prepared.statement,
+                    plan,
+                    &portal.result_column_format,
+                )
+                .await
+            }
+            Route::Utility(utility) => {
+                self.run_utility(session, client, utility, &portal.result_column_format)
+                    .await
+            }
+        }
+    }
+
+    /// Sends up to `max_rows` rows of a started portal (all when 0).
+    async fn send_portal_rows<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<PreparedStatement>,
+        max_rows: usize,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut fetched = portal.fetch(max_rows).await?;
+        let tag = fetched.response.command_tag().to_owned();
+        let mut sent = 0;
+        while let Some(row) = fetched.response.data_rows().next().await {
+            client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+            sent += 1;
+        }
+        if fetched.suspended {
+            client
+                .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                .await?;
+        } else {
+            client
+                .feed(PgWireBackendMessage::CommandComplete(
+                    Tag::new(&tag).with_rows(sent).into(),
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let session = session_of(client)?;
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+        };
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+
+        let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if started {
+            self.send_portal_rows(client, &portal, max_rows).await?;
+        } else {
+            let control = session.control.clone();
+            let response = control
+                .run(self.run_portal(&session, client, &portal))
+                .await?;
+            match response {
+                Response::Query(mut rows) if max_rows == 0 => {
+                    // Stream straight to the client instead of buffering the
+                    // portal: nothing can fetch from it afterwards.
+                    *portal.state().lock().await = PortalExecutionState::Finished;
+                    let tag = rows.command_tag().to_owned();
+                    let mut sent = 0;
+                    while let Some(row) = rows.data_rows().next().await {
+                        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                        sent += 1;
+                    }
+                    client
+                        .feed(PgWireBackendMessage::CommandComplete(
+                            Tag::new(&tag).with_rows(sent).into(),
+                        ))
+                        .await?;
+                }
+                Response::Query(rows) => {
+                    portal.start(rows).await;
+                    self.send_portal_rows(client, &portal, max_rows).await?;
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Execution(tag) => send_execution_response(client, tag).await?,
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    status = status.to_in_transaction_state();
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    status = status.to_idle_state();
+                }
+                Response::Error(info) => return Err(PgWireError::UserError(info)),
+                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                    return Err(ServerError::Sql(SqlError::new(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "COPY is not supported",
+                    ))
+                    .into());
+                }
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = PreparedStatement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        session.control.begin(session.statement_timeout());
+        let span = tracing::debug_span!("execute", portal = message.name.as_deref().unwrap_or(""));
+        let outcome = self.execute(client, message).instrument(span).await;
+        session.control.end();
+        outcome
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<PreparedStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        let control = session.control.clone();
+        Ok(control
+            .run(self.run_portal(&session, client, portal))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        assert_eq!(truncate("äöü", 2), "äö");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[tokio::test]
+    async fn cast_placeholders_get_their_type() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let plan = ctx
+            .state()
+            .create_logical_plan("SELECT $1::int + 1, $2")
+            .await
+            .expect("plans");
+        let types = parameter_data_types(&plan).expect("types");
+        assert_eq!(types.len(), 2);
+        assert_eq!(types[0], Some(DataType::Int32));
+    }
+}
