@@ -9,7 +9,9 @@
 //! Semantics, where the API leaves them open (fact sheet §5, §6, §16):
 //! - A filter maps to the attribute whose `filter_name` is the filter's name,
 //!   else the attribute of that name, else the relationship whose
-//!   `filter_name` it is, else the relationship `<name>_id`. A few filters
+//!   `filter_name` it is, else the relationship `<name>_id`. A foreign key
+//!   that is also an attribute (`parent_company_id`) reads the relationship
+//!   when the attribute is null. A few filters
 //!   are computed (see [`rules::derived_filter`]): `status`, `approval_status`,
 //!   `type` on deals, `archived`. `query`, `full_query`, `jump_query` and
 //!   `query_extended` match the record's name case-insensitively.
@@ -389,7 +391,17 @@ impl Test {
                 let id = Scalar::Text(Cow::Owned(record.id.to_string()));
                 apply_op(self.op, &[id], &self.values)
             }
-            Target::Attribute(name) => apply_op(self.op, &scalars(attribute(name)), &self.values),
+            Target::Attribute(name) => {
+                let mut actual = scalars(attribute(name));
+                // Foreign keys that are also attributes (`parent_company_id`)
+                // fall back to the relationship when the attribute is unset.
+                if actual.is_empty()
+                    && let Some(stem) = name.strip_suffix("_id")
+                {
+                    actual = link_scalars(record, stem);
+                }
+                apply_op(self.op, &actual, &self.values)
+            }
             Target::Relationship(name) => {
                 apply_op(self.op, &link_scalars(record, name), &self.values)
             }
