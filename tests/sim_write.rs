@@ -262,7 +262,8 @@ async fn patch_relationships_in_both_forms() {
     let reply = patch(
         &sim,
         &path,
-        json!({ "relationships": { "task_list": { "data": { "type": "task_lists", "id": "432" } } } }),
+        json!({ "relationships": {
+            "task_list": { "data": { "type": "task_lists", "id": "432" } } } }),
     )
     .await;
     assert_eq!(reply.status, 200);
@@ -305,7 +306,8 @@ async fn every_write_lands_in_the_activity_feed_newest_first() {
     let created = post(
         &sim,
         "/tasks",
-        json!({ "attributes": { "title": "Audit me", "project_id": "301", "task_list_id": "431" } }),
+        json!({ "attributes": {
+            "title": "Audit me", "project_id": "301", "task_list_id": "431" } }),
     )
     .await;
     let id = created.body["data"]["id"].as_str().unwrap().to_string();

@@ -15,12 +15,13 @@
 //!   are computed (see [`rules::derived_filter`]): `status`, `approval_status`,
 //!   `type` on deals, `archived`. `query`, `full_query`, `jump_query` and
 //!   `query_extended` match the record's name case-insensitively.
-//! - `after` / `before` bound the resource's main date: `date` where it has
-//!   one, the `started_on`..`ended_on` span where it has those (a booking
-//!   matches when it overlaps the bound), else `created_at`.
+//! - `after` / `before` bound the resource's main date: the
+//!   `started_on`..`ended_on` span where it has those (a booking matches
+//!   when it overlaps the bound), else `date`, else `created_at`.
 //!   `<field>_after` / `<field>_before` bound `<field>`, `<field>_at`,
-//!   `<field>_on` or `<field>_date`, whichever is a date or timestamp. Bounds are inclusive and compare the
-//!   calendar date of timestamps (our assumption).
+//!   `<field>_on` or `<field>_date`, whichever is a date or timestamp.
+//!   Bounds are inclusive and compare the calendar date of timestamps (our
+//!   assumption).
 //! - Without an operator, text filters (catalog kind `text`/`text_search`)
 //!   match a case-insensitive substring, as the live `filter[title]=` does;
 //!   every other filter is `eq`. Comma-separated values (except on text
@@ -917,7 +918,10 @@ mod tests {
     fn nested_groups_compile_to_any_of_all() {
         let q = parse_list(
             resource("projects"),
-            &pairs("filter[$op]=or&filter[0][status][eq][]=1&filter[1][$op]=and&filter[1][0][status][eq][]=2"),
+            &pairs(
+                "filter[$op]=or&filter[0][status][eq][]=1\
+                 &filter[1][$op]=and&filter[1][0][status][eq][]=2",
+            ),
         )
         .unwrap();
         let FilterExpr::Any(groups) = q.filter else {
