@@ -707,3 +707,17 @@ async fn every_served_endpoint_lists() {
     let reply: Value = sim.get("/organizations").await.body;
     assert_eq!(reply["data"][0]["attributes"]["name"], "Simulated Agency");
 }
+
+#[tokio::test]
+async fn a_missing_feature_hides_its_whole_endpoint() {
+    let options = sim_support::SimOptions {
+        disabled_endpoints: vec!["boards".to_string()],
+        ..sim_support::test_options()
+    };
+    let sim = sim_support::start_with(productive_pg::sim::fixture::standard(), options).await;
+    let reply = sim.get("/boards").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_code(), "route_not_found");
+    assert_eq!(sim.get("/boards/1").await.status, 404);
+    assert_eq!(sim.get("/folders").await.status, 200);
+}
