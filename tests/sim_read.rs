@@ -201,7 +201,10 @@ async fn page_size_defaults_to_30_and_is_clamped_to_200() {
 async fn links_keep_the_query_percent_encoded_in_key_order() {
     let sim = start_standard().await;
     let reply = sim
-        .get("/projects?sort=name&filter[$op]=or&filter[0][status][eq][]=1&include=company&page[size]=1")
+        .get(
+            "/projects?sort=name&filter[$op]=or&filter[0][status][eq][]=1\
+             &include=company&page[size]=1",
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let expected = format!(
@@ -649,7 +652,9 @@ async fn auth_is_checked_token_then_organization_then_content_type() {
     ];
     assert_eq!(status_with_headers(&sim, &good).await.0, 200);
 
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    // Headers sent, expected status and code.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![good[1], good[2]], 401, "invalid_auth_token"),
         (
             vec![("X-Auth-Token", "wrong"), ("X-Organization-Id", "1")],
@@ -701,4 +706,18 @@ async fn every_served_endpoint_lists() {
     }
     let reply: Value = sim.get("/organizations").await.body;
     assert_eq!(reply["data"][0]["attributes"]["name"], "Simulated Agency");
+}
+
+#[tokio::test]
+async fn a_missing_feature_hides_its_whole_endpoint() {
+    let options = sim_support::SimOptions {
+        disabled_endpoints: vec!["boards".to_string()],
+        ..sim_support::test_options()
+    };
+    let sim = sim_support::start_with(productive_pg::sim::fixture::standard(), options).await;
+    let reply = sim.get("/boards").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_code(), "route_not_found");
+    assert_eq!(sim.get("/boards/1").await.status, 404);
+    assert_eq!(sim.get("/folders").await.status, 200);
 }

@@ -286,11 +286,11 @@ pub fn cgi_escape(text: &str) -> String {
     out
 }
 
-/// The `links` of a list page: `first`, `last`, then `prev` (not on page
-/// 1) and `next` (not on the last page), each the request's own query with
-/// the page number replaced, keys sorted and percent-encoded as the API
-/// writes them. The page size in the links is the effective (clamped) one,
-/// and `last` points at page 1 for an empty list.
+/// The `links` of a list page: `first`, `last`, then `prev` (left out on
+/// the first page) and `next` (left out on the last), each the request's
+/// own query with the page number replaced, keys sorted and percent-encoded
+/// as the API writes them. The page size in the links is the effective
+/// (clamped) one, and `last` points at page 1 for an empty list.
 pub fn page_links(
     collection_url: &str,
     pairs: &[(String, String)],
@@ -329,7 +329,8 @@ mod tests {
     #[test]
     fn links_match_the_recorded_encoding() {
         let pairs = decode_pairs(
-            "filter[$op]=or&filter[0][status][eq][]=1&filter[1][$op]=and&filter[1][0][status][eq][]=2&page[number]=1&page[size]=5",
+            "filter[$op]=or&filter[0][status][eq][]=1&filter[1][$op]=and\
+             &filter[1][0][status][eq][]=2&page[number]=1&page[size]=5",
         );
         let info = PageInfo {
             current_page: 1,
@@ -341,7 +342,14 @@ mod tests {
         assert_eq!(links[0].0, "first");
         assert_eq!(
             links[0].1,
-            "https://x/api/v2/projects?filter%5B%24op%5D=or&filter%5B0%5D%5Bstatus%5D%5Beq%5D%5B%5D=1&filter%5B1%5D%5B%24op%5D=and&filter%5B1%5D%5B0%5D%5Bstatus%5D%5Beq%5D%5B%5D=2&page%5Bnumber%5D=1&page%5Bsize%5D=5"
+            concat!(
+                "https://x/api/v2/projects?filter%5B%24op%5D=or",
+                "&filter%5B0%5D%5Bstatus%5D%5Beq%5D%5B%5D=1",
+                "&filter%5B1%5D%5B%24op%5D=and",
+                "&filter%5B1%5D%5B0%5D%5Bstatus%5D%5Beq%5D%5B%5D=2",
+                "&page%5Bnumber%5D=1",
+                "&page%5Bsize%5D=5",
+            )
         );
         assert_eq!(links[1], ("last", links[1].1.clone()));
         assert!(links[1].1.contains("page%5Bnumber%5D=183&"));
@@ -365,8 +373,11 @@ mod tests {
             links[2],
             (
                 "prev",
-                "u?filter%5Bstatus%5D=1&include=project%2Cassignee&page%5Bnumber%5D=1&page%5Bsize%5D=2&sort=name"
-                    .to_string()
+                concat!(
+                    "u?filter%5Bstatus%5D=1&include=project%2Cassignee",
+                    "&page%5Bnumber%5D=1&page%5Bsize%5D=2&sort=name"
+                )
+                .to_string()
             )
         );
         assert!(links.iter().all(|(name, _)| *name != "next"));

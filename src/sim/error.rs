@@ -207,7 +207,11 @@ mod tests {
         let body = String::from_utf8(ApiError::RecordNotFound.to_body()).unwrap();
         assert_eq!(
             body,
-            r#"{"errors":[{"status":"404","code":"record_not_found","title":"Record Not Found","detail":"The requested record was not found","meta":{},"source":{}}]}"#
+            concat!(
+                r#"{"errors":[{"status":"404","code":"record_not_found","#,
+                r#""title":"Record Not Found","detail":"The requested record was not found","#,
+                r#""meta":{},"source":{}}]}"#
+            )
         );
     }
 

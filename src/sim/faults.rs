@@ -170,11 +170,19 @@ pub fn faulty_body(kind: FaultKind, body: Vec<u8>, slow_body: Duration) -> (Body
     match kind {
         FaultKind::DropConnection => {
             let first = Bytes::copy_from_slice(&body[..half]);
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(first),
-                Err(std::io::Error::other("simulated dropped connection")),
-            ];
-            (Body::from_stream(futures::stream::iter(chunks)), None)
+            // The pause lets the server flush the headers and the first half
+            // before the error makes it close the connection.
+            let stream = futures::stream::unfold(Some(Some(first)), |state| async move {
+                match state? {
+                    Some(first) => Some((Ok(first), Some(None))),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let error = std::io::Error::other("simulated dropped connection");
+                        Some((Err(error), None))
+                    }
+                }
+            });
+            (Body::from_stream(stream), None)
         }
         FaultKind::TruncatedJson => {
             let truncated = body[..half].to_vec();

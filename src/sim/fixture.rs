@@ -289,7 +289,7 @@ pub fn standard() -> Store {
     let task = |title: &str, due: Value, closed: bool, created: &str, extra: Value| {
         let mut attributes = json!({
             "title": title, "due_date": due, "closed": closed,
-            "closed_at": if closed { Value::from(at("2025-03-10", "17:00:00")) } else { Value::Null },
+            "closed_at": closed.then(|| at("2025-03-10", "17:00:00")),
             "created_at": at(created, "10:00:00"), "updated_at": at(created, "10:00:00"),
             "private": false, "tag_list": [], "type_id": 1, "custom_fields": null,
         });
@@ -432,7 +432,7 @@ pub fn standard() -> Store {
             "deals",
             id,
             json!({ "name": name, "budget": budget, "date": date, "deal_type_id": 2,
-                    "closed_at": if closed { Value::from(at("2025-01-20", "16:00:00")) } else { Value::Null },
+                    "closed_at": closed.then(|| at("2025-01-20", "16:00:00")),
                     "currency": "EUR", "profit_margin": "25.0",
                     "created_at": at(date, "09:00:00") }),
             &[
@@ -502,7 +502,7 @@ pub fn standard() -> Store {
         "expenses",
         TRAIN_EXPENSE,
         json!({ "name": "Train ticket", "date": "2025-03-03", "currency": "EUR",
-                "amount": 12_50, "quantity": "1.0", "approved": false, "rejected": false,
+                "amount": 1250, "quantity": "1.0", "approved": false, "rejected": false,
                 "paid_on": null, "created_at": at("2025-03-03", "19:00:00") }),
         &[("deal", "deals", WEBSITE_BUDGET), ("person", "people", ANN)],
     )
@@ -510,7 +510,7 @@ pub fn standard() -> Store {
         "expenses",
         HOTEL_EXPENSE,
         json!({ "name": "Hotel", "date": "2025-03-04", "currency": "EUR",
-                "amount": 180_00, "quantity": "2.0", "approved": true, "rejected": false,
+                "amount": 18000, "quantity": "2.0", "approved": true, "rejected": false,
                 "paid_on": "2025-03-20", "created_at": at("2025-03-04", "20:00:00") }),
         &[("deal", "deals", WEBSITE_BUDGET), ("person", "people", BO)],
     );

@@ -2,7 +2,7 @@
 //!
 //! - [`store`]: the in-memory records, as the API sends them.
 //! - [`server`]: the HTTP server, its options and test hooks.
-//! - [`read`] / [`write`] / [`actions`]: what each kind of request does.
+//! - [`read`] / [`mod@write`] / [`actions`]: what each kind of request does.
 //! - [`query`]: filters, sort, include and paging of list requests.
 //! - [`document`]: JSON:API documents, written straight into bytes.
 //! - [`rules`]: the resource-specific rules the catalog cannot express.

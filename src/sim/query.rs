@@ -9,16 +9,19 @@
 //! Semantics, where the API leaves them open (fact sheet §5, §6, §16):
 //! - A filter maps to the attribute whose `filter_name` is the filter's name,
 //!   else the attribute of that name, else the relationship whose
-//!   `filter_name` it is, else the relationship `<name>_id`. A few filters
+//!   `filter_name` it is, else the relationship `<name>_id`. A foreign key
+//!   that is also an attribute (`parent_company_id`) reads the relationship
+//!   when the attribute is null. A few filters
 //!   are computed (see [`rules::derived_filter`]): `status`, `approval_status`,
 //!   `type` on deals, `archived`. `query`, `full_query`, `jump_query` and
 //!   `query_extended` match the record's name case-insensitively.
-//! - `after` / `before` bound the resource's main date: `date` where it has
-//!   one, the `started_on`..`ended_on` span where it has those (a booking
-//!   matches when it overlaps the bound), else `created_at`.
+//! - `after` / `before` bound the resource's main date: the
+//!   `started_on`..`ended_on` span where it has those (a booking matches
+//!   when it overlaps the bound), else `date`, else `created_at`.
 //!   `<field>_after` / `<field>_before` bound `<field>`, `<field>_at`,
-//!   `<field>_on` or `<field>_date`, whichever is a date or timestamp. Bounds are inclusive and compare the
-//!   calendar date of timestamps (our assumption).
+//!   `<field>_on` or `<field>_date`, whichever is a date or timestamp.
+//!   Bounds are inclusive and compare the calendar date of timestamps (our
+//!   assumption).
 //! - Without an operator, text filters (catalog kind `text`/`text_search`)
 //!   match a case-insensitive substring, as the live `filter[title]=` does;
 //!   every other filter is `eq`. Comma-separated values (except on text
@@ -389,7 +392,17 @@ impl Test {
                 let id = Scalar::Text(Cow::Owned(record.id.to_string()));
                 apply_op(self.op, &[id], &self.values)
             }
-            Target::Attribute(name) => apply_op(self.op, &scalars(attribute(name)), &self.values),
+            Target::Attribute(name) => {
+                let mut actual = scalars(attribute(name));
+                // Foreign keys that are also attributes (`parent_company_id`)
+                // fall back to the relationship when the attribute is unset.
+                if actual.is_empty()
+                    && let Some(stem) = name.strip_suffix("_id")
+                {
+                    actual = link_scalars(record, stem);
+                }
+                apply_op(self.op, &actual, &self.values)
+            }
             Target::Relationship(name) => {
                 apply_op(self.op, &link_scalars(record, name), &self.values)
             }
@@ -905,7 +918,10 @@ mod tests {
     fn nested_groups_compile_to_any_of_all() {
         let q = parse_list(
             resource("projects"),
-            &pairs("filter[$op]=or&filter[0][status][eq][]=1&filter[1][$op]=and&filter[1][0][status][eq][]=2"),
+            &pairs(
+                "filter[$op]=or&filter[0][status][eq][]=1\
+                 &filter[1][$op]=and&filter[1][0][status][eq][]=2",
+            ),
         )
         .unwrap();
         let FilterExpr::Any(groups) = q.filter else {

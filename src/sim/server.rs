@@ -14,6 +14,14 @@
 //! `GET` (list and by id) and the methods its tables' statements allow
 //! (`insert` → `POST`, `update` → `PATCH`, `delete` → `DELETE`); other
 //! methods get 405 `method_not_allowed`, unknown paths 404.
+//!
+//! Known gaps: no `etag`, `x-runtime` or `If-None-Match` handling; bulk
+//! requests (`ext=bulk` with a `data` array, `PATCH`/`DELETE` on a
+//! collection) are not modelled (a collection `PATCH` is 405, an array
+//! `data` on `POST` reads as empty); `/reports/*` is not served (404), though
+//! its rate limit is counted; `fields[...]`, `X-Organization-Id` as a query
+//! parameter and unknown top-level parameters are ignored; a `page[number]`
+//! or `page[size]` that is not a positive integer falls back to 1 and 30.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -66,6 +74,10 @@ pub struct SimOptions {
     /// Seed of the RNG behind latency jitter, random faults and request ids.
     pub seed: u64,
     pub write_rules: WriteRules,
+    /// Collection paths (`boards`) of features the organization lacks: the
+    /// whole endpoint answers 404, as `/boards` does on accounts without
+    /// folders (quirk 14).
+    pub disabled_endpoints: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -79,6 +91,7 @@ impl Default for SimOptions {
             faults: Faults::none(),
             seed: 0,
             write_rules: WriteRules::default(),
+            disabled_endpoints: Vec::new(),
         }
     }
 }
@@ -128,6 +141,7 @@ struct Shared {
     organization_id: u64,
     send_retry_after: bool,
     write_rules: WriteRules,
+    disabled_endpoints: Vec<String>,
     base_url: String,
     plan: Mutex<FaultPlan>,
     limiter: Mutex<RateLimiter>,
@@ -176,6 +190,11 @@ pub async fn start(
         organization_id,
         send_retry_after: options.send_retry_after,
         write_rules: options.write_rules,
+        disabled_endpoints: options
+            .disabled_endpoints
+            .iter()
+            .map(|e| e.trim_matches('/').to_string())
+            .collect(),
         base_url: format!("http://{addr}{BASE_PATH}"),
         plan: Mutex::new(FaultPlan::new(
             options.seed,
@@ -509,6 +528,9 @@ fn route(
         .and_then(|p| p.strip_prefix('/'))
         .ok_or_else(not_found)?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if shared.disabled_endpoints.iter().any(|e| e == segments[0]) {
+        return Err(not_found());
+    }
     let resource = *ENDPOINTS.get(segments[0]).ok_or_else(not_found)?;
     let kind = resource.json_api_type.as_str();
     let allowed = allowed_statements(resource);

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
+pub use productive_pg::sim::SimOptions;
 use productive_pg::sim::fixture::{self, ids};
 use productive_pg::sim::store::Store;
-use productive_pg::sim::{RateLimits, SimOptions, SimServer, start};
+use productive_pg::sim::{RateLimits, SimServer, start};
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 use tokio::net::TcpListener;
