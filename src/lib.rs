@@ -1,5 +1,6 @@
 //! productive-pg: a PostgreSQL wire-protocol gateway to the Productive.io API.
 //!
+//! - [`app`]: the `serve` and `sim` commands, callable from tests.
 //! - [`api`]: the HTTP client for the Productive API (pages, rate budget, retries).
 //! - [`catalog`]: every Productive resource declared once, as data.
 //! - [`error`]: errors that carry a PostgreSQL SQLSTATE.
@@ -10,6 +11,7 @@
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
 
 pub mod api;
+pub mod app;
 pub mod catalog;
 pub mod error;
 pub mod gateway;

@@ -1,1 +1,171 @@
-fn main() {}
+//! The `productive-pg` command line: parse, validate, start, report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use productive_pg::app::{self, PRODUCTIVE_API_URL, ServeSettings, SimSettings};
+use productive_pg::secret::Secret;
+use productive_pg::server::TlsConfig;
+use productive_pg::sim::demo::{DEMO_ORGANIZATION_ID, DemoOptions};
+
+/// A PostgreSQL server in front of the Productive.io API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a Productive organization to PostgreSQL clients.
+    Serve(ServeArgs),
+    /// Run the Productive API simulator with the demo organization.
+    Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PRODUCTIVE_PG_LISTEN", default_value = "127.0.0.1:5432")]
+    listen: SocketAddr,
+    /// Base URL of the Productive API.
+    #[arg(long, env = "PRODUCTIVE_API_URL", default_value = PRODUCTIVE_API_URL)]
+    api_url: String,
+    /// Organization id of server-held credentials.
+    #[arg(long, env = "PRODUCTIVE_ORG_ID")]
+    org_id: Option<String>,
+    /// API token of server-held credentials. Without it, clients log in with
+    /// their organization id as user name and their API token as password.
+    #[arg(long, env = "PRODUCTIVE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Login user name for clients (with server-held credentials).
+    #[arg(long, env = "PRODUCTIVE_PG_USER")]
+    user: Option<String>,
+    /// Login password for clients (with server-held credentials).
+    #[arg(long, env = "PRODUCTIVE_PG_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Show custom fields as columns in every session by default.
+    #[arg(long, env = "PRODUCTIVE_USE_CUSTOM_FIELDS")]
+    use_custom_fields: bool,
+    /// TLS certificate (PEM).
+    #[arg(long, env = "PRODUCTIVE_PG_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "PRODUCTIVE_PG_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Most client connections at once.
+    #[arg(long, env = "PRODUCTIVE_PG_MAX_CONNECTIONS", default_value_t = 100)]
+    max_connections: usize,
+    /// Serve the built-in demo organization (login demo / demo).
+    #[arg(long)]
+    demo: bool,
+    /// Size of the demo organization (with --demo).
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The X-Auth-Token the simulator accepts.
+    #[arg(long, default_value = "sim-token")]
+    token: String,
+    /// The X-Organization-Id the simulator accepts.
+    #[arg(long, default_value_t = DEMO_ORGANIZATION_ID)]
+    org_id: u64,
+    /// Multiplies the volume of the demo organization.
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// Added to every request.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Random extra latency, up to this much.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Seed of the demo data and of random behaviour.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Turn Productive's rate limits off.
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// Answer 429 without a Retry-After header.
+    #[arg(long)]
+    no_retry_after: bool,
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn serve_settings(a: ServeArgs) -> ServeSettings {
+    let credentials = match (a.org_id, a.token) {
+        (None, None) => None,
+        (org, token) => Some((org.unwrap_or_default(), Secret::new(token.unwrap_or_default()))),
+    };
+    let login = match (a.user, a.password) {
+        (None, None) => None,
+        (user, password) => Some((user.unwrap_or_default(), Secret::new(password.unwrap_or_default()))),
+    };
+    ServeSettings {
+        listen: a.listen,
+        api_url: a.api_url,
+        credentials,
+        login,
+        use_custom_fields: a.use_custom_fields,
+        tls: match (a.tls_cert, a.tls_key) {
+            (Some(cert_path), Some(key_path)) => Some(TlsConfig { cert_path, key_path }),
+            _ => None,
+        },
+        max_connections: a.max_connections,
+        demo: a.demo.then(|| DemoOptions { scale: a.scale.max(1), ..DemoOptions::default() }),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "productive_pg=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => app::serve(serve_settings(args), ctrl_c()).await,
+            Command::Sim(args) => {
+                let settings = SimSettings {
+                    listen: args.listen,
+                    token: args.token,
+                    organization_id: Some(args.org_id),
+                    demo: DemoOptions { scale: args.scale.max(1), seed: args.seed },
+                    latency: Duration::from_millis(args.latency_ms),
+                    jitter: Duration::from_millis(args.jitter_ms),
+                    rate_limits: !args.no_rate_limits,
+                    retry_after: !args.no_retry_after,
+                };
+                app::sim(settings, ctrl_c()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

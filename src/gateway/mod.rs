@@ -5,6 +5,7 @@
 //! `productive.*` settings, and the API client carrying that connection's
 //! credentials.
 
+pub mod backend;
 pub mod custom_fields;
 pub mod schema;
 

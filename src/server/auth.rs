@@ -37,45 +37,7 @@ use super::statements::{self, Setting};
 use super::{AuthMode, Backend, CancelRegistry, Login, PassThrough, ServerConfig};
 use crate::error::{SqlError, codes};
 
-/// A credential: compares and clones like a string, never prints.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The credential itself, for the few places that must send it on.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Secret {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Secret {
-        Secret(value.to_owned())
-    }
-}
+pub use crate::secret::Secret;
 
 /// SCRAM iteration count; the minimum RFC 7677 allows.
 const SCRAM_ITERATIONS: usize = 4096;
