@@ -570,3 +570,102 @@ async fn shutdown_closes_idle_connections_and_returns() {
     server.stop().await.expect("run returns cleanly");
     assert!(client.simple_query("SELECT 1").await.is_err());
 }
+
+#[tokio::test]
+async fn tls_carries_pass_through_logins_off_loopback() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let dir = std::env::temp_dir().join(format!("productive-pg-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+
+    let mut cfg = config(AuthMode::PassThrough);
+    cfg.tls = Some(productive_pg::server::TlsConfig {
+        cert_path: cert_path.clone(),
+        key_path: key_path.clone(),
+    });
+    // Listening on all interfaces: plain-text pass-through must be refused.
+    let server = start_with(cfg.clone(), "0.0.0.0:0").await;
+
+    let mut plain = pg_config(server.addr, ORG, Some(TOKEN));
+    plain.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    let err = match plain.connect(NoTls).await {
+        Ok(_) => panic!("plain-text pass-through accepted off loopback"),
+        Err(e) => e,
+    };
+    assert_eq!(code(&err), "28000");
+    assert!(message(&err).contains("TLS"));
+
+    let mut secure = pg_config(server.addr, ORG, Some(TOKEN));
+    secure.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let tls = tls::TrustOne::new(cert.cert.der().to_vec());
+    let (client, connection) = secure.connect(tls).await.expect("TLS login");
+    tokio::spawn(connection);
+    assert_eq!(simple_rows(&client, "SELECT 1").await.len(), 1);
+
+    // A server asked for TLS with unreadable material refuses to start.
+    cfg.tls = Some(productive_pg::server::TlsConfig {
+        cert_path: dir.join("missing.pem"),
+        key_path,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let outcome = productive_pg::server::run(
+        listener,
+        cfg,
+        std::sync::Arc::new(TestBackend::new()),
+        std::future::pending(),
+    )
+    .await;
+    assert!(outcome.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// psql's describe commands against the server; skipped without psql.
+#[tokio::test]
+async fn psql_describes_tables_with_comments() {
+    if !std::path::Path::new("/usr/bin/psql").exists() {
+        eprintln!("psql not installed; skipping psql_describes_tables_with_comments");
+        return;
+    }
+    let server = start().await;
+    let port = server.addr.port().to_string();
+    let run = |command: &'static str| {
+        let port = port.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("/usr/bin/psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    USER,
+                    "-d",
+                    "productive",
+                ])
+                .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", command])
+                .env("PGPASSWORD", PASSWORD)
+                .env("PGCONNECT_TIMEOUT", "10")
+                .output()
+                .expect("psql runs")
+        })
+    };
+    for (command, expected) in [
+        ("\\dt", "people"),
+        ("\\d people", "name"),
+        ("\\d+ people", "Full name of the person"),
+        ("\\dt+", "Everyone we know"),
+        ("\\dn", "public"),
+        ("\\l", "productive"),
+    ] {
+        let out = run(command).await.expect("join");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(stdout.contains(expected), "{command}: {stdout}\n{stderr}");
+    }
+}

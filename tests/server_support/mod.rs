@@ -465,3 +465,102 @@ pub fn message(err: &tokio_postgres::Error) -> String {
         .map(|e| e.message().to_owned())
         .unwrap_or_else(|| err.to_string())
 }
+
+/// A tokio-postgres TLS connector over rustls that trusts one certificate.
+pub mod tls {
+    use std::future::Future;
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    #[derive(Clone)]
+    pub struct TrustOne(Arc<ClientConfig>);
+
+    impl TrustOne {
+        pub fn new(cert_der: Vec<u8>) -> TrustOne {
+            let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+            let mut roots = RootCertStore::empty();
+            roots
+                .add(CertificateDer::from(cert_der))
+                .expect("trusted cert");
+            let config = ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            TrustOne(Arc::new(config))
+        }
+    }
+
+    pub struct Connector(Arc<ClientConfig>);
+
+    pub struct Stream<S>(tokio_rustls::client::TlsStream<S>);
+
+    impl<S> MakeTlsConnect<S> for TrustOne
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        type Stream = Stream<S>;
+        type TlsConnect = Connector;
+        type Error = io::Error;
+
+        fn make_tls_connect(&mut self, _domain: &str) -> io::Result<Connector> {
+            Ok(Connector(self.0.clone()))
+        }
+    }
+
+    impl<S> TlsConnect<S> for Connector
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        type Stream = Stream<S>;
+        type Error = io::Error;
+        type Future = Pin<Box<dyn Future<Output = io::Result<Stream<S>>> + Send>>;
+
+        fn connect(self, stream: S) -> Self::Future {
+            let connector = tokio_rustls::TlsConnector::from(self.0);
+            Box::pin(async move {
+                let name = ServerName::try_from("localhost").expect("name");
+                Ok(Stream(connector.connect(name, stream).await?))
+            })
+        }
+    }
+
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
+        fn channel_binding(&self) -> ChannelBinding {
+            ChannelBinding::none()
+        }
+    }
+}
