@@ -291,7 +291,8 @@ impl Version {
 
     fn text() -> String {
         format!(
-            "PostgreSQL {SERVER_VERSION} (productive-pg {}) on {}-{}, a gateway to the Productive API",
+            "PostgreSQL {SERVER_VERSION} (productive-pg {}) on {}-{}, \
+             a gateway to the Productive API",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::ARCH,
             std::env::consts::OS,
@@ -545,7 +546,10 @@ mod tests {
         assert_eq!(c.as_string::<i32>().value(0), "What to do");
 
         let batches = ctx
-            .sql("SELECT description FROM pg_catalog.pg_description WHERE description = 'What to do'")
+            .sql(
+                "SELECT description FROM pg_catalog.pg_description \
+                 WHERE description = 'What to do'",
+            )
             .await
             .expect("plans")
             .collect()
