@@ -241,7 +241,8 @@ impl pgwire::api::auth::StartupHandler for LoginHandler {
                         let password = message.into_password()?;
                         let token = Secret::new(password.password);
                         if token.expose().is_empty() {
-                            warn!(peer = %client.socket_addr(), user = %user, "login failed: empty token");
+                            let peer = client.socket_addr();
+                            warn!(%peer, %user, "login failed: empty token");
                             return Err(auth_failed(&user));
                         }
                         match self.backend.check_login(&user, token.expose()).await {
@@ -256,7 +257,8 @@ impl pgwire::api::auth::StartupHandler for LoginHandler {
                                 self.complete_login(client, login).await
                             }
                             Err(e) if e.code == codes::INVALID_PASSWORD => {
-                                warn!(peer = %client.socket_addr(), user = %user, "login failed: token refused");
+                                let peer = client.socket_addr();
+                                warn!(%peer, %user, "login failed: token refused");
                                 Err(auth_failed(&user))
                             }
                             Err(e) => {

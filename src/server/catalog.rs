@@ -113,6 +113,8 @@ pub fn install_catalog(
     ctx.register_udf(ScalarUDF::new_from_impl(Describe::column(store.clone())));
     ctx.register_udf(ScalarUDF::new_from_impl(Describe::object(store)));
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(SizePretty::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(TableSize::new()));
     Ok(())
 }
 
@@ -289,7 +291,8 @@ impl Version {
 
     fn text() -> String {
         format!(
-            "PostgreSQL {SERVER_VERSION} (productive-pg {}) on {}-{}, a gateway to the Productive API",
+            "PostgreSQL {SERVER_VERSION} (productive-pg {}) on {}-{}, \
+             a gateway to the Productive API",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::ARCH,
             std::env::consts::OS,
@@ -314,6 +317,93 @@ impl ScalarUDFImpl for Version {
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
             Version::text(),
         ))))
+    }
+}
+
+/// `pg_size_pretty(bigint)`, which psql's `\dt+` calls for the size column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SizePretty {
+    signature: Signature,
+}
+
+impl SizePretty {
+    fn new() -> SizePretty {
+        SizePretty {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+
+    /// Bytes in the largest unit that keeps at least 10 of it, as PostgreSQL
+    /// prints them.
+    fn render(bytes: i64) -> String {
+        const UNITS: [&str; 6] = ["bytes", "kB", "MB", "GB", "TB", "PB"];
+        let mut size = bytes;
+        let mut unit = 0;
+        while size.abs() >= 10 * 1024 && unit + 1 < UNITS.len() {
+            size = (size + size.signum() * 512) / 1024;
+            unit += 1;
+        }
+        format!("{size} {}", UNITS[unit])
+    }
+}
+
+impl ScalarUDFImpl for SizePretty {
+    fn name(&self) -> &str {
+        "pg_size_pretty"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan("pg_size_pretty needs a size".into()));
+        };
+        let sizes = to_int64(first, rows)?;
+        let sizes = sizes.as_primitive::<Int64Type>();
+        let out: StringArray = (0..rows)
+            .map(|i| (!sizes.is_null(i)).then(|| SizePretty::render(sizes.value(i))))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_table_size(oid)`: tables live behind an API and occupy no local
+/// storage, so their size is 0.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TableSize {
+    signature: Signature,
+}
+
+impl TableSize {
+    fn new() -> TableSize {
+        TableSize {
+            signature: Signature::any(1, Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TableSize {
+    fn name(&self) -> &str {
+        "pg_table_size"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(0))))
     }
 }
 
@@ -456,13 +546,24 @@ mod tests {
         assert_eq!(c.as_string::<i32>().value(0), "What to do");
 
         let batches = ctx
-            .sql("SELECT description FROM pg_catalog.pg_description WHERE description = 'What to do'")
+            .sql(
+                "SELECT description FROM pg_catalog.pg_description \
+                 WHERE description = 'What to do'",
+            )
             .await
             .expect("plans")
             .collect()
             .await
             .expect("runs");
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn sizes_print_like_postgres() {
+        assert_eq!(SizePretty::render(0), "0 bytes");
+        assert_eq!(SizePretty::render(10_239), "10239 bytes");
+        assert_eq!(SizePretty::render(10_240), "10 kB");
+        assert_eq!(SizePretty::render(5 * 1024 * 1024 * 1024), "5120 MB");
     }
 
     #[tokio::test]

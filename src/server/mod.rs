@@ -304,7 +304,8 @@ async fn serve_connection(
             next = socket.next() => next,
             _ = stopped(&mut stop) => {
                 if !logging_in {
-                    send_fatal(&mut socket, "57P01", "terminating connection due to administrator command").await;
+                    let reason = "terminating connection due to administrator command";
+                    send_fatal(&mut socket, "57P01", reason).await;
                 }
                 return Ok(());
             }

@@ -245,6 +245,7 @@ pub fn guard_stream(
             }
         }
     })
+    .fuse()
     .boxed()
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use datafusion::common::config::{ConfigEntry, ConfigOptions};
 use datafusion::sql::sqlparser::ast::{
     self, CloseCursor, DeclareType, Expr, FetchDirection, FunctionArg, FunctionArgExpr,
     FunctionArguments, Ident, ObjectName, Reset, SelectItem, Set, SetExpr, Statement,
@@ -688,10 +689,25 @@ fn set_datafusion_option(
         })
 }
 
-fn initial_option(session: &Session, key: &str) -> Option<Option<String>> {
-    session
-        .initial_options()
+/// All DataFusion options with their full keys, extensions included (their
+/// own entries omit the namespace prefix).
+fn option_entries(options: &ConfigOptions) -> Vec<ConfigEntry> {
+    let mut entries: Vec<ConfigEntry> = options
         .entries()
+        .into_iter()
+        .filter(|e| e.key.starts_with("datafusion."))
+        .collect();
+    for (prefix, extension) in options.extensions.iter() {
+        entries.extend(extension.entries().into_iter().map(|e| ConfigEntry {
+            key: format!("{prefix}.{}", e.key),
+            ..e
+        }));
+    }
+    entries
+}
+
+fn initial_option(session: &Session, key: &str) -> Option<Option<String>> {
+    option_entries(session.initial_options())
         .into_iter()
         .find(|e| e.key == key)
         .map(|e| e.value)
@@ -749,8 +765,7 @@ pub fn show(session: &Session, name: &str) -> Result<(String, Option<String>), S
     if name.contains('.') {
         let key = name.to_ascii_lowercase();
         let options = session.ctx.state().config_options().clone();
-        let entry = options
-            .entries()
+        let entry = option_entries(&options)
             .into_iter()
             .find(|e| e.key == key)
             .ok_or_else(|| unknown_setting(name))?;
@@ -786,7 +801,7 @@ pub fn show_all(session: &Session) -> Vec<[Option<String>; 3]> {
         })
         .collect();
     let options = session.ctx.state().config_options().clone();
-    for entry in options.entries() {
+    for entry in option_entries(&options) {
         let value = if is_secret_key(&entry.key) {
             entry.value.map(|_| MASK.to_owned())
         } else {
