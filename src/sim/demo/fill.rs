@@ -40,6 +40,11 @@ pub(super) enum Rule {
         base: usize,
         float: bool,
     },
+    /// A `_default` / `_normalized` variant of a ratio (a profit margin),
+    /// which no exchange rate changes.
+    SameAs {
+        base: usize,
+    },
     Fixed(Value),
 }
 
@@ -121,17 +126,19 @@ fn rule_for(a: &Attribute, positions: &HashMap<&'static str, usize>) -> Rule {
         }
         _ => {}
     }
-    if is_money(a) {
-        let base = name
-            .strip_suffix("_default")
-            .or_else(|| name.strip_suffix("_normalized"))
-            .and_then(|b| positions.get(b));
-        if let Some(&base) = base {
-            return Rule::Converted {
+    let base = name
+        .strip_suffix("_default")
+        .or_else(|| name.strip_suffix("_normalized"))
+        .and_then(|b| positions.get(b));
+    if let Some(&base) = base {
+        return if is_money(a) {
+            Rule::Converted {
                 base,
                 float: a.json_type == JsonType::Number,
-            };
-        }
+            }
+        } else {
+            Rule::SameAs { base }
+        };
     }
     Rule::Fixed(neutral(a))
 }
@@ -203,18 +210,23 @@ pub(super) fn complete(draft: Draft) -> Record {
                 JsonType::DecimalString => decimal(rate),
                 _ => Value::from((rate * 100.0).round() / 100.0),
             },
-            Rule::Converted { .. } => continue,
+            Rule::Converted { .. } | Rule::SameAs { .. } => continue,
             Rule::Fixed(v) => v.clone(),
         };
         slots[position] = Some(value);
     }
     for (position, rule) in shape.rules.iter().enumerate() {
-        if let (None, Rule::Converted { base, float }) = (&slots[position], rule) {
-            let value = slots[*base]
-                .as_ref()
-                .map_or(Value::Null, |b| convert(b, rate, *float));
-            slots[position] = Some(value);
+        if slots[position].is_some() {
+            continue;
         }
+        let value = match rule {
+            Rule::Converted { base, float } => slots[*base]
+                .as_ref()
+                .map_or(Value::Null, |b| convert(b, rate, *float)),
+            Rule::SameAs { base } => slots[*base].clone().unwrap_or(Value::Null),
+            _ => continue,
+        };
+        slots[position] = Some(value);
     }
 
     let mut attributes = Map::with_capacity(n);
@@ -250,4 +262,16 @@ pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, 
             attributes.insert(variant, write(converted));
         }
     }
+}
+
+/// Sets a ratio attribute (a margin) and its `_default` / `_normalized`
+/// variants, which carry the same value.
+pub(super) fn set_ratio(record: &mut Record, name: &str, value: Value) {
+    for suffix in ["_default", "_normalized"] {
+        let variant = format!("{name}{suffix}");
+        if record.attributes.contains_key(&variant) {
+            record.attributes.insert(variant, value.clone());
+        }
+    }
+    record.attributes.insert(name.to_string(), value);
 }

@@ -6,7 +6,7 @@
 use chrono::{Datelike, Duration};
 use serde_json::{Value, json};
 
-use super::fill::{set_money, shape};
+use super::fill::{set_money, set_ratio, shape};
 use super::names::{DEAL_TOPICS, EXPENSE_NAMES, LOST_REASONS};
 use super::{
     DEMO_DEFAULT_CURRENCY, Deal, Generator, Item, Service, date, decimal, float_cents, now, today,
@@ -23,6 +23,15 @@ const SALES_STAGES: &[(&str, u8, u8)] = &[
     ("Won", 2, 100),
     ("Lost", 3, 0),
 ];
+
+/// The profit margin in percent, as a decimal string.
+fn margin(revenue: i64, cost: i64) -> Value {
+    if revenue > 0 {
+        decimal((revenue - cost) as f64 * 100.0 / revenue as f64)
+    } else {
+        decimal(0.0)
+    }
+}
 
 /// Production stages budgets move through.
 const PRODUCTION_STAGES: &[(&str, u8, u8)] = &[
@@ -748,14 +757,7 @@ impl Generator {
             a.insert("worked_time".into(), Value::from(s.worked));
             a.insert("billable_time".into(), Value::from(s.billable_worked));
             a.insert("booked_time".into(), Value::from(s.booked));
-            a.insert(
-                "profit_margin".into(),
-                decimal(if revenue > 0 {
-                    (revenue - cost) as f64 * 100.0 / revenue as f64
-                } else {
-                    0.0
-                }),
-            );
+            set_ratio(record, "profit_margin", margin(revenue, cost));
             set_money(record, "budget_used", revenue, rate, true);
             set_money(record, "revenue", revenue, rate, true);
             set_money(
@@ -805,14 +807,7 @@ impl Generator {
             let a = &mut record.attributes;
             a.insert("worked_time".into(), Value::from(worked));
             a.insert("billable_time".into(), Value::from(billable));
-            a.insert(
-                "profit_margin".into(),
-                decimal(if revenue > 0 {
-                    (revenue - cost) as f64 * 100.0 / revenue as f64
-                } else {
-                    0.0
-                }),
-            );
+            set_ratio(record, "profit_margin", margin(revenue, cost));
             let rate = deal.rate;
             set_money(record, "budget_total", total, rate, false);
             set_money(record, "services_revenue", total, rate, false);

@@ -391,6 +391,11 @@ fn deals_and_budgets_are_told_apart_by_the_budget_flag() {
             assert_eq!(attr(deal, "revenue_default"), revenue);
         }
         assert_eq!(text(deal, "currency_default"), Some(DEMO_DEFAULT_CURRENCY));
+        // Ratios keep their value in every currency.
+        assert_eq!(
+            attr(deal, "profit_margin_default"),
+            attr(deal, "profit_margin")
+        );
     }
 }
 
@@ -638,6 +643,9 @@ fn activities_describe_creates_updates_and_deletes() {
             assert!(store.get(kind, item).is_some(), "{kind} {item}");
             assert!(!changeset.is_empty());
         }
+        if text(activity, "root_type") == Some("Company") {
+            assert_eq!(int(activity, "company_id"), int(activity, "root_id"));
+        }
         *events.entry(event).or_default() += 1;
     }
     assert_eq!(
@@ -663,6 +671,7 @@ fn scale_multiplies_transactional_volume() {
     // People grow more slowly than the work they do.
     let people = two.count("people") as f64 / one.count("people") as f64;
     assert!(people > 1.2 && people < 1.6, "people: {people}");
+    assert_eq!(Volumes::at(0).tasks, Volumes::at(1).tasks);
     let full = Volumes::at(10);
     assert_eq!(full.tasks, 50_000);
     assert_eq!(full.time_entries, 200_000);

@@ -385,7 +385,7 @@ impl Generator {
 
     pub(super) fn time_entries(&mut self) {
         let s = shape("time_entries");
-        let mut task_minutes = vec![0i64; self.tasks.len()];
+        let mut task_minutes = vec![(0i64, 0i64); self.tasks.len()];
         for _ in 0..self.volumes.time_entries {
             let p = self.below(self.projects.len());
             let budget = self.deals[self.projects[p].budget].clone();
@@ -465,7 +465,8 @@ impl Generator {
                 let k = self.below(task_count);
                 let t = self.projects[p].tasks[k];
                 d.one("task", "tasks", self.tasks[t].id);
-                task_minutes[t] += minutes;
+                task_minutes[t].0 += minutes;
+                task_minutes[t].1 += billable;
             }
             self.put(d);
 
@@ -476,7 +477,7 @@ impl Generator {
         }
 
         // Tasks show the time tracked on them.
-        for (t, minutes) in task_minutes.into_iter().enumerate() {
+        for (t, (minutes, billable)) in task_minutes.into_iter().enumerate() {
             if minutes == 0 {
                 continue;
             }
@@ -486,7 +487,7 @@ impl Generator {
                     .insert("worked_time".into(), Value::from(minutes));
                 record
                     .attributes
-                    .insert("billable_time".into(), Value::from(minutes));
+                    .insert("billable_time".into(), Value::from(billable));
             }
         }
     }
