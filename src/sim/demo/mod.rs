@@ -11,7 +11,7 @@
 //! cents (JSON floats on services), decimals as strings, timestamps with
 //! milliseconds and a Central European offset. Every record of every served
 //! resource carries every catalog attribute: the generators set the values
-//! that matter by hand and [`fill`] completes the rest from the catalog, so a
+//! that matter by hand and the `fill` module completes the rest from the catalog, so a
 //! new catalog attribute is never missing from the demo data.
 //!
 //! The same [`DemoOptions`] always give the same store: all randomness comes
@@ -212,24 +212,52 @@ fn is_summer_time(t: NaiveDateTime) -> bool {
     t >= begin && t < end
 }
 
+/// Appends `n` as exactly `width` decimal digits.
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = n / 10u32.pow(i) % 10;
+        s.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// Appends `YYYY-MM-DD`.
+fn push_date(s: &mut String, d: NaiveDate) {
+    push_digits(s, d.year() as u32, 4);
+    s.push('-');
+    push_digits(s, d.month(), 2);
+    s.push('-');
+    push_digits(s, d.day(), 2);
+}
+
 /// A timestamp as the API writes it: `2025-01-07T09:12:44.120+01:00`.
+///
+/// Written digit by digit rather than through `format!`: it runs for a
+/// few attributes of every record, and the formatting machinery showed up
+/// in profiles.
 fn ts(t: NaiveDateTime) -> Value {
-    Value::String(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0{}:00",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1_000_000,
-        if is_summer_time(t) { 2 } else { 1 }
-    ))
+    let mut s = String::with_capacity(29);
+    push_date(&mut s, t.date());
+    s.push('T');
+    push_digits(&mut s, t.hour(), 2);
+    s.push(':');
+    push_digits(&mut s, t.minute(), 2);
+    s.push(':');
+    push_digits(&mut s, t.second(), 2);
+    s.push('.');
+    push_digits(&mut s, t.nanosecond() / 1_000_000, 3);
+    s.push_str(if is_summer_time(t) {
+        "+02:00"
+    } else {
+        "+01:00"
+    });
+    Value::String(s)
 }
 
 /// A date as the API writes it: `2025-01-07`.
 fn date(d: NaiveDate) -> Value {
-    Value::String(format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()))
+    let mut s = String::with_capacity(10);
+    push_date(&mut s, d);
+    Value::String(s)
 }
 
 /// An id as a JSON string.
@@ -269,7 +297,7 @@ fn working_days(start: NaiveDate, end: NaiveDate) -> i64 {
 /// relationships, and what the filler needs to complete the rest.
 struct Draft {
     shape: &'static Shape,
-    /// The id and relationships; attributes are assembled by [`fill`].
+    /// The id and relationships; attributes are assembled by `fill::complete`.
     record: Record,
     /// Hand-set values by attribute position in the shape.
     hand: Vec<(usize, Value)>,

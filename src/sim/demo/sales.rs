@@ -54,9 +54,11 @@ impl Generator {
         .into_iter()
         .enumerate()
         {
-            let created = self
-                .historic_moment()
-                .min(super::history_start().and_hms_opt(10, 0, 0).expect("time"));
+            // Set up on the first day of the history.
+            let morning = super::history_start()
+                .and_hms_opt(10, 0, 0)
+                .expect("valid time");
+            let created = self.moment(morning, morning + Duration::hours(2));
             let mut p = self.draft(pipeline_shape, created);
             let pipeline_id = p.record.id;
             p.set("name", name);
@@ -247,7 +249,7 @@ impl Generator {
             let stages = self.sales_pipeline.1.clone();
 
             // Young deals are mostly open; old ones were decided.
-            let stage = if age < 60 && self.chance(0.8) || self.chance(0.2) {
+            let stage = if (age < 60 && self.chance(0.8)) || self.chance(0.2) {
                 stages[self.below(4)]
             } else if self.chance(0.5) {
                 stages[4]

@@ -692,3 +692,49 @@ fn timestamps_carry_milliseconds_and_a_central_european_offset() {
     assert_eq!(decimal(1.0), Value::from("1.0"));
     assert_eq!(decimal(12.5), Value::from("12.5"));
 }
+
+#[test]
+fn work_and_money_link_to_the_same_project_and_client() {
+    let store = demo();
+    let deal_of_service = |service: u64| {
+        let service = store.get("services", service).expect("service");
+        let deal = service.link_id("deal").expect("deal");
+        store.get("deals", deal).expect("deal exists")
+    };
+    for project in store.all("projects") {
+        let budgets: Vec<_> = store
+            .all("deals")
+            .filter(|d| d.link_id("project") == Some(project.id))
+            .collect();
+        assert_eq!(budgets.len(), 1, "project {}", project.id);
+        assert_eq!(budgets[0].link_id("company"), project.link_id("company"));
+    }
+    for task in store.all("tasks") {
+        if let Some(service) = task.link_id("service") {
+            let budget = deal_of_service(service);
+            assert_eq!(budget.link_id("project"), task.link_id("project"));
+        }
+    }
+    for booking in store.all("bookings") {
+        if let (Some(service), Some(task)) = (booking.link_id("service"), booking.link_id("task")) {
+            let task = store.get("tasks", task).expect("task");
+            assert_eq!(
+                deal_of_service(service).link_id("project"),
+                task.link_id("project")
+            );
+        }
+    }
+    for expense in store.all("expenses") {
+        let service = expense.link_id("service").expect("service");
+        assert_eq!(Some(deal_of_service(service).id), expense.link_id("deal"));
+    }
+    for line in store.all("line_items") {
+        let invoice = line.link_id("invoice").expect("invoice");
+        let invoice = store.get("invoices", invoice).expect("invoice exists");
+        if let Some(service) = line.link_id("service") {
+            let budget = deal_of_service(service);
+            assert_eq!(budget.link_id("company"), invoice.link_id("company"));
+            assert_eq!(attr(line, "currency"), attr(invoice, "currency"));
+        }
+    }
+}
