@@ -175,13 +175,29 @@ fn convert(base: &Value, rate: f64, float: bool) -> Value {
     }
 }
 
+/// Buffers reused from record to record. Allocating them per record
+/// showed up in profiles as allocator churn.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// Spare hand-value lists for new drafts (drafts can nest).
+    hands: Vec<Vec<(usize, Value)>>,
+    slots: Vec<Option<Value>>,
+}
+
+impl Scratch {
+    /// An empty list for a new draft's hand-set values.
+    pub(super) fn hand(&mut self) -> Vec<(usize, Value)> {
+        self.hands.pop().unwrap_or_else(|| Vec::with_capacity(32))
+    }
+}
+
 /// Builds the finished record: every catalog attribute in catalog order,
 /// hand-set values first, rules for the rest, and the organization link.
-pub(super) fn complete(draft: Draft) -> Record {
+pub(super) fn complete(draft: Draft, scratch: &mut Scratch) -> Record {
     let Draft {
         shape,
         mut record,
-        hand,
+        mut hand,
         created,
         updated,
         currency,
@@ -191,10 +207,13 @@ pub(super) fn complete(draft: Draft) -> Record {
     // Hand-set values by position; a later value for the same attribute
     // replaces an earlier one.
     let n = shape.names.len();
-    let mut slots: Vec<Option<Value>> = std::iter::repeat_with(|| None).take(n).collect();
-    for (position, value) in hand {
+    let slots = &mut scratch.slots;
+    slots.clear();
+    slots.resize(n, None);
+    for (position, value) in hand.drain(..) {
         slots[position] = Some(value);
     }
+    scratch.hands.push(hand);
 
     // Plain rules first, so conversions see their final base amounts.
     for (position, rule) in shape.rules.iter().enumerate() {
@@ -230,7 +249,7 @@ pub(super) fn complete(draft: Draft) -> Record {
     }
 
     let mut attributes = Map::with_capacity(n);
-    for (name, value) in shape.names.iter().zip(slots) {
+    for (name, value) in shape.names.iter().zip(slots.drain(..)) {
         attributes.insert((*name).to_string(), value.unwrap_or(Value::Null));
     }
     record.attributes = attributes;

@@ -304,7 +304,7 @@ fn working_days(start: NaiveDate, end: NaiveDate) -> i64 {
         if is_working_day(d) {
             n += 1;
         }
-        d = d + Duration::days(1);
+        d += Duration::days(1);
     }
     n
 }
@@ -360,6 +360,9 @@ impl Draft {
         self.rate = rate;
     }
 }
+
+/// A workflow status: (id, name, category_id).
+type StatusInfo = (u64, String, u8);
 
 /// An employee of the agency, as later generators need it.
 #[derive(Debug, Clone)]
@@ -469,8 +472,8 @@ struct Generator {
     sales_pipeline: (u64, Vec<(u64, u8, u8)>),
     production_pipeline: (u64, Vec<(u64, u8, u8)>),
     lost_reasons: Vec<u64>,
-    /// Workflows with their statuses as (id, name, category_id).
-    workflows: Vec<(u64, Vec<(u64, String, u8)>)>,
+    /// Workflows with their statuses.
+    workflows: Vec<(u64, Vec<StatusInfo>)>,
     projects: Vec<Project>,
     deals: Vec<Deal>,
     services: Vec<Service>,
@@ -478,6 +481,7 @@ struct Generator {
     invoices: Vec<Item>,
     field_sets: Vec<FieldSet>,
     next_deal_number: u64,
+    scratch: fill::Scratch,
 }
 
 impl Generator {
@@ -503,6 +507,7 @@ impl Generator {
             invoices: Vec::new(),
             field_sets: Vec::new(),
             next_deal_number: 1,
+            scratch: fill::Scratch::default(),
         }
     }
 
@@ -612,7 +617,7 @@ impl Generator {
         Draft {
             shape,
             record: Record::new(self.store.allocate_id()),
-            hand: Vec::with_capacity(24),
+            hand: self.scratch.hand(),
             created,
             updated,
             currency: DEMO_DEFAULT_CURRENCY,
@@ -624,9 +629,14 @@ impl Generator {
     fn put(&mut self, draft: Draft) -> u64 {
         let id = draft.record.id;
         let kind = draft.shape.kind;
-        let record = fill::complete(draft);
+        let record = self.finish(draft);
         self.store.put(kind, record);
         id
+    }
+
+    /// Completes a draft from the catalog without storing it.
+    fn finish(&mut self, draft: Draft) -> Record {
+        fill::complete(draft, &mut self.scratch)
     }
 
     fn employee_ids_active_on(&self, d: NaiveDate) -> Vec<usize> {
