@@ -157,6 +157,8 @@ fn neutral(a: &Attribute) -> Value {
         JsonType::Integer if counted => Value::from(0),
         JsonType::Number if counted => Value::from(0.0),
         JsonType::DecimalString if a.name.contains("quantity") => decimal(1.0),
+        // An unused second tax has no rate at all.
+        JsonType::DecimalString if a.name.starts_with("tax") => Value::Null,
         JsonType::DecimalString => decimal(0.0),
         _ => Value::Null,
     }

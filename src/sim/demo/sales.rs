@@ -585,7 +585,7 @@ impl Generator {
             d.set("invoice_type_id", 1);
             d.set(
                 "subject",
-                format!("{} {}", budget.name, invoiced_on.format("%B %Y")),
+                format!("{}: {}", budget.name, invoiced_on.format("%B %Y")),
             );
             d.set("invoiced_on", date(invoiced_on));
             d.set("delivery_on", date(invoiced_on));

@@ -394,6 +394,7 @@ fn comments_have_exactly_one_parent_named_by_commentable_type() {
 #[test]
 fn deals_and_budgets_are_told_apart_by_the_budget_flag() {
     let store = demo();
+    let mut foreign = false;
     for deal in store.all("deals") {
         let budget = attr(deal, "budget").as_bool().expect("flag");
         assert_eq!(
@@ -413,9 +414,21 @@ fn deals_and_budgets_are_told_apart_by_the_budget_flag() {
         let revenue = attr(deal, "revenue");
         assert!(revenue.is_i64(), "deal {} revenue {revenue}", deal.id);
         let currency = text(deal, "currency").expect("currency");
+        let rate: f64 = text(deal, "exchange_rate")
+            .and_then(|r| r.parse().ok())
+            .expect("exchange rate");
         if currency == DEMO_DEFAULT_CURRENCY {
-            assert_eq!(attr(deal, "revenue_default"), revenue);
+            assert_eq!(rate, 1.0);
         }
+        let converted = (revenue.as_f64().unwrap_or_default() * rate).round() as i64;
+        assert_eq!(
+            int(deal, "revenue_default"),
+            Some(converted),
+            "deal {}",
+            deal.id
+        );
+        assert_eq!(int(deal, "revenue_normalized"), Some(converted));
+        foreign |= currency != DEMO_DEFAULT_CURRENCY;
         assert_eq!(text(deal, "currency_default"), Some(DEMO_DEFAULT_CURRENCY));
         // Ratios keep their value in every currency.
         assert_eq!(
@@ -423,6 +436,7 @@ fn deals_and_budgets_are_told_apart_by_the_budget_flag() {
             attr(deal, "profit_margin")
         );
     }
+    assert!(foreign, "some deals are in a foreign currency");
 }
 
 #[test]
