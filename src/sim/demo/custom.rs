@@ -257,9 +257,8 @@ impl Generator {
         }
 
         // One retired option shows that archived options stay listed.
-        let retired = self.draft(option_shape, now() - chrono::Duration::days(200));
         let owner = self.field_sets[0].fields[2].id;
-        let mut retired = retired;
+        let mut retired = self.draft(option_shape, now() - chrono::Duration::days(200));
         retired.set("name", "Someday");
         retired.set("position", 9);
         retired.set("color_id", 9);
@@ -302,12 +301,12 @@ impl Generator {
                     date(self.day(from, today()))
                 }
                 MULTISELECT => {
-                    let mut chosen: Vec<u64> = field
-                        .options
-                        .iter()
-                        .copied()
-                        .filter(|_| self.rng_flip())
-                        .collect();
+                    let mut chosen = Vec::new();
+                    for &option in &field.options {
+                        if self.chance(0.5) {
+                            chosen.push(option);
+                        }
+                    }
                     if chosen.is_empty() {
                         chosen.push(field.options[0]);
                     }
@@ -331,10 +330,6 @@ impl Generator {
         } else {
             (Value::Object(values), people)
         }
-    }
-
-    fn rng_flip(&mut self) -> bool {
-        self.chance(0.5)
     }
 
     /// Sets `custom_fields` and `custom_field_people` on a draft.

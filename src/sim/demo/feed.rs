@@ -154,18 +154,12 @@ impl Generator {
                 ids.push(("deal_id", deal.id));
                 let parent = deal.company.map(|c| self.company_container(c));
                 let root = deal.company.map(|c| self.company_container(c));
-                if let Some(c) = deal.company {
-                    ids.push(("company_id", self.companies[c].id));
-                }
                 ("Deal", deal.id, deal.name, deal.created, parent, root)
             } else if target < 83 {
                 let p = self.below(self.projects.len());
                 let project = self.projects[p].clone();
                 let parent = project.company.map(|c| self.company_container(c));
                 let root = project.company.map(|c| self.company_container(c));
-                if let Some(c) = project.company {
-                    ids.push(("company_id", self.companies[c].id));
-                }
                 (
                     "Project",
                     project.id,
@@ -222,6 +216,10 @@ impl Generator {
                 d.set("parent_name", parent.name);
             }
             if let Some(root) = root {
+                // The client the item belongs to, whatever the item is.
+                if root.kind == "Company" && !ids.iter().any(|(n, _)| *n == "company_id") {
+                    ids.push(("company_id", root.id));
+                }
                 d.set("root_id", root.id);
                 d.set("root_type", root.kind);
                 d.set("root_name", root.name);

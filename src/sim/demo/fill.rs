@@ -40,6 +40,11 @@ pub(super) enum Rule {
         base: usize,
         float: bool,
     },
+    /// A `_default` / `_normalized` variant of a ratio (a profit margin),
+    /// which no exchange rate changes.
+    SameAs {
+        base: usize,
+    },
     Fixed(Value),
 }
 
@@ -121,17 +126,19 @@ fn rule_for(a: &Attribute, positions: &HashMap<&'static str, usize>) -> Rule {
         }
         _ => {}
     }
-    if is_money(a) {
-        let base = name
-            .strip_suffix("_default")
-            .or_else(|| name.strip_suffix("_normalized"))
-            .and_then(|b| positions.get(b));
-        if let Some(&base) = base {
-            return Rule::Converted {
+    let base = name
+        .strip_suffix("_default")
+        .or_else(|| name.strip_suffix("_normalized"))
+        .and_then(|b| positions.get(b));
+    if let Some(&base) = base {
+        return if is_money(a) {
+            Rule::Converted {
                 base,
                 float: a.json_type == JsonType::Number,
-            };
-        }
+            }
+        } else {
+            Rule::SameAs { base }
+        };
     }
     Rule::Fixed(neutral(a))
 }
@@ -150,6 +157,8 @@ fn neutral(a: &Attribute) -> Value {
         JsonType::Integer if counted => Value::from(0),
         JsonType::Number if counted => Value::from(0.0),
         JsonType::DecimalString if a.name.contains("quantity") => decimal(1.0),
+        // An unused second tax has no rate at all.
+        JsonType::DecimalString if a.name.starts_with("tax") => Value::Null,
         JsonType::DecimalString => decimal(0.0),
         _ => Value::Null,
     }
@@ -168,13 +177,29 @@ fn convert(base: &Value, rate: f64, float: bool) -> Value {
     }
 }
 
+/// Buffers reused from record to record. Allocating them per record
+/// showed up in profiles as allocator churn.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// Spare hand-value lists for new drafts (drafts can nest).
+    hands: Vec<Vec<(usize, Value)>>,
+    slots: Vec<Option<Value>>,
+}
+
+impl Scratch {
+    /// An empty list for a new draft's hand-set values.
+    pub(super) fn hand(&mut self) -> Vec<(usize, Value)> {
+        self.hands.pop().unwrap_or_else(|| Vec::with_capacity(32))
+    }
+}
+
 /// Builds the finished record: every catalog attribute in catalog order,
 /// hand-set values first, rules for the rest, and the organization link.
-pub(super) fn complete(draft: Draft) -> Record {
+pub(super) fn complete(draft: Draft, scratch: &mut Scratch) -> Record {
     let Draft {
         shape,
         mut record,
-        hand,
+        mut hand,
         created,
         updated,
         currency,
@@ -184,10 +209,13 @@ pub(super) fn complete(draft: Draft) -> Record {
     // Hand-set values by position; a later value for the same attribute
     // replaces an earlier one.
     let n = shape.names.len();
-    let mut slots: Vec<Option<Value>> = std::iter::repeat_with(|| None).take(n).collect();
-    for (position, value) in hand {
+    let slots = &mut scratch.slots;
+    slots.clear();
+    slots.resize(n, None);
+    for (position, value) in hand.drain(..) {
         slots[position] = Some(value);
     }
+    scratch.hands.push(hand);
 
     // Plain rules first, so conversions see their final base amounts.
     for (position, rule) in shape.rules.iter().enumerate() {
@@ -203,22 +231,27 @@ pub(super) fn complete(draft: Draft) -> Record {
                 JsonType::DecimalString => decimal(rate),
                 _ => Value::from((rate * 100.0).round() / 100.0),
             },
-            Rule::Converted { .. } => continue,
+            Rule::Converted { .. } | Rule::SameAs { .. } => continue,
             Rule::Fixed(v) => v.clone(),
         };
         slots[position] = Some(value);
     }
     for (position, rule) in shape.rules.iter().enumerate() {
-        if let (None, Rule::Converted { base, float }) = (&slots[position], rule) {
-            let value = slots[*base]
-                .as_ref()
-                .map_or(Value::Null, |b| convert(b, rate, *float));
-            slots[position] = Some(value);
+        if slots[position].is_some() {
+            continue;
         }
+        let value = match rule {
+            Rule::Converted { base, float } => slots[*base]
+                .as_ref()
+                .map_or(Value::Null, |b| convert(b, rate, *float)),
+            Rule::SameAs { base } => slots[*base].clone().unwrap_or(Value::Null),
+            _ => continue,
+        };
+        slots[position] = Some(value);
     }
 
     let mut attributes = Map::with_capacity(n);
-    for (name, value) in shape.names.iter().zip(slots) {
+    for (name, value) in shape.names.iter().zip(slots.drain(..)) {
         attributes.insert((*name).to_string(), value.unwrap_or(Value::Null));
     }
     record.attributes = attributes;
@@ -250,4 +283,16 @@ pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, 
             attributes.insert(variant, write(converted));
         }
     }
+}
+
+/// Sets a ratio attribute (a margin) and its `_default` / `_normalized`
+/// variants, which carry the same value.
+pub(super) fn set_ratio(record: &mut Record, name: &str, value: Value) {
+    for suffix in ["_default", "_normalized"] {
+        let variant = format!("{name}{suffix}");
+        if record.attributes.contains_key(&variant) {
+            record.attributes.insert(variant, value.clone());
+        }
+    }
+    record.attributes.insert(name.to_string(), value);
 }

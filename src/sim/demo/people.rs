@@ -51,7 +51,7 @@ impl Generator {
         draft.set("organization_type_id", 1);
         draft.set("decimal_places_id", 2);
         draft.set("currency_format_id", 1);
-        draft.set("email_key", "org-4200-mail");
+        draft.set("email_key", format!("org-{DEMO_ORGANIZATION_ID}-mail"));
         self.put(draft);
     }
 
@@ -93,7 +93,7 @@ impl Generator {
         }
     }
 
-    /// Absence events, service types and the role ids people carry.
+    /// Absence events and service types, set up on the first day.
     pub(super) fn reference_data(&mut self) {
         let s = shape("events");
         let events = [
@@ -105,7 +105,10 @@ impl Generator {
             ("Conference", "time_off", 1, 4, true),
         ];
         for (name, absence, event_type, limitation, archived) in events {
-            let created = self.historic_moment();
+            let created = self.moment(
+                history_start().and_hms_opt(9, 0, 0).expect("valid time"),
+                history_start().and_hms_opt(17, 0, 0).expect("valid time"),
+            );
             let mut d = self.draft(s, created);
             d.set("name", name);
             d.set("description", format!("{name} bookings"));

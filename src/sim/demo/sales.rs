@@ -6,7 +6,7 @@
 use chrono::{Datelike, Duration};
 use serde_json::{Value, json};
 
-use super::fill::{set_money, shape};
+use super::fill::{set_money, set_ratio, shape};
 use super::names::{DEAL_TOPICS, EXPENSE_NAMES, LOST_REASONS};
 use super::{
     DEMO_DEFAULT_CURRENCY, Deal, Generator, Item, Service, date, decimal, float_cents, now, today,
@@ -23,6 +23,15 @@ const SALES_STAGES: &[(&str, u8, u8)] = &[
     ("Won", 2, 100),
     ("Lost", 3, 0),
 ];
+
+/// The profit margin in percent, as a decimal string.
+fn margin(revenue: i64, cost: i64) -> Value {
+    if revenue > 0 {
+        decimal((revenue - cost) as f64 * 100.0 / revenue as f64)
+    } else {
+        decimal(0.0)
+    }
+}
 
 /// Production stages budgets move through.
 const PRODUCTION_STAGES: &[(&str, u8, u8)] = &[
@@ -45,9 +54,11 @@ impl Generator {
         .into_iter()
         .enumerate()
         {
-            let created = self
-                .historic_moment()
-                .min(super::history_start().and_hms_opt(10, 0, 0).expect("time"));
+            // Set up on the first day of the history.
+            let morning = super::history_start()
+                .and_hms_opt(10, 0, 0)
+                .expect("valid time");
+            let created = self.moment(morning, morning + Duration::hours(2));
             let mut p = self.draft(pipeline_shape, created);
             let pipeline_id = p.record.id;
             p.set("name", name);
@@ -238,7 +249,7 @@ impl Generator {
             let stages = self.sales_pipeline.1.clone();
 
             // Young deals are mostly open; old ones were decided.
-            let stage = if age < 60 && self.chance(0.8) || self.chance(0.2) {
+            let stage = if (age < 60 && self.chance(0.8)) || self.chance(0.2) {
                 stages[self.below(4)]
             } else if self.chance(0.5) {
                 stages[4]
@@ -574,7 +585,7 @@ impl Generator {
             d.set("invoice_type_id", 1);
             d.set(
                 "subject",
-                format!("{} {}", budget.name, invoiced_on.format("%B %Y")),
+                format!("{}: {}", budget.name, invoiced_on.format("%B %Y")),
             );
             d.set("invoiced_on", date(invoiced_on));
             d.set("delivery_on", date(invoiced_on));
@@ -748,14 +759,7 @@ impl Generator {
             a.insert("worked_time".into(), Value::from(s.worked));
             a.insert("billable_time".into(), Value::from(s.billable_worked));
             a.insert("booked_time".into(), Value::from(s.booked));
-            a.insert(
-                "profit_margin".into(),
-                decimal(if revenue > 0 {
-                    (revenue - cost) as f64 * 100.0 / revenue as f64
-                } else {
-                    0.0
-                }),
-            );
+            set_ratio(record, "profit_margin", margin(revenue, cost));
             set_money(record, "budget_used", revenue, rate, true);
             set_money(record, "revenue", revenue, rate, true);
             set_money(
@@ -805,14 +809,7 @@ impl Generator {
             let a = &mut record.attributes;
             a.insert("worked_time".into(), Value::from(worked));
             a.insert("billable_time".into(), Value::from(billable));
-            a.insert(
-                "profit_margin".into(),
-                decimal(if revenue > 0 {
-                    (revenue - cost) as f64 * 100.0 / revenue as f64
-                } else {
-                    0.0
-                }),
-            );
+            set_ratio(record, "profit_margin", margin(revenue, cost));
             let rate = deal.rate;
             set_money(record, "budget_total", total, rate, false);
             set_money(record, "services_revenue", total, rate, false);

@@ -5,7 +5,7 @@
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
 
-use super::fill::{complete, shape};
+use super::fill::shape;
 use super::names::{
     BOOKING_NOTES, INTERNAL_PROJECTS, PROJECT_TOPICS, TASK_LIST_NAMES, TASK_OBJECTS, TASK_VERBS,
     TIME_ENTRY_NOTES,
@@ -15,8 +15,10 @@ use super::{
     working_days,
 };
 
-/// Workflows: (name, archived, statuses as (name, category_id)).
-const WORKFLOWS: &[(&str, bool, &[(&str, u8)])] = &[
+/// A workflow: (name, archived, statuses as (name, category_id)).
+type WorkflowSpec = (&'static str, bool, &'static [(&'static str, u8)]);
+
+const WORKFLOWS: &[WorkflowSpec] = &[
     (
         "Default",
         false,
@@ -55,7 +57,7 @@ const WORKFLOWS: &[(&str, bool, &[(&str, u8)])] = &[
 /// The first working day on or after `d`.
 fn next_working_day(mut d: NaiveDate) -> NaiveDate {
     while !is_working_day(d) {
-        d = d + Duration::days(1);
+        d += Duration::days(1);
     }
     d
 }
@@ -226,7 +228,7 @@ impl Generator {
             }
             d.one("project", "projects", project.id);
             let id = d.record.id;
-            let record = complete(d);
+            let record = self.finish(d);
             self.store.put("boards", record.clone());
             self.store.put("folders", record);
             folders.push(id);
@@ -385,7 +387,7 @@ impl Generator {
 
     pub(super) fn time_entries(&mut self) {
         let s = shape("time_entries");
-        let mut task_minutes = vec![0i64; self.tasks.len()];
+        let mut task_minutes = vec![(0i64, 0i64); self.tasks.len()];
         for _ in 0..self.volumes.time_entries {
             let p = self.below(self.projects.len());
             let budget = self.deals[self.projects[p].budget].clone();
@@ -465,7 +467,8 @@ impl Generator {
                 let k = self.below(task_count);
                 let t = self.projects[p].tasks[k];
                 d.one("task", "tasks", self.tasks[t].id);
-                task_minutes[t] += minutes;
+                task_minutes[t].0 += minutes;
+                task_minutes[t].1 += billable;
             }
             self.put(d);
 
@@ -476,7 +479,7 @@ impl Generator {
         }
 
         // Tasks show the time tracked on them.
-        for (t, minutes) in task_minutes.into_iter().enumerate() {
+        for (t, (minutes, billable)) in task_minutes.into_iter().enumerate() {
             if minutes == 0 {
                 continue;
             }
@@ -486,7 +489,7 @@ impl Generator {
                     .insert("worked_time".into(), Value::from(minutes));
                 record
                     .attributes
-                    .insert("billable_time".into(), Value::from(minutes));
+                    .insert("billable_time".into(), Value::from(billable));
             }
         }
     }
@@ -535,9 +538,7 @@ impl Generator {
 
             // booking_method_id decides which of time / percentage /
             // total_time carries the amount.
-            let method = if absence {
-                1
-            } else if self.chance(0.6) {
+            let method = if absence || self.chance(0.6) {
                 1
             } else if self.chance(0.6) {
                 2
