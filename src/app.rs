@@ -47,7 +47,9 @@ impl ServeSettings {
     pub fn validate(&self) -> Result<()> {
         if self.demo.is_some() {
             if self.credentials.is_some() {
-                bail!("--demo serves the built-in demo organization: leave out --token and --org-id");
+                bail!(
+                    "--demo serves the built-in demo organization: leave out --token and --org-id"
+                );
             }
             return Ok(());
         }
@@ -91,11 +93,20 @@ impl ServeSettings {
 }
 
 /// Starts a simulator on `listener` with the demo organization.
-pub async fn start_demo_sim(listener: TcpListener, demo: &DemoOptions, options: SimOptions) -> Result<SimServer> {
+pub async fn start_demo_sim(
+    listener: TcpListener,
+    demo: &DemoOptions,
+    options: SimOptions,
+) -> Result<SimServer> {
     let started = std::time::Instant::now();
     let store = demo_store(demo);
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, "demo organization built");
-    crate::sim::start(listener, store, options).await.context("starting the simulator")
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "demo organization built"
+    );
+    crate::sim::start(listener, store, options)
+        .await
+        .context("starting the simulator")
 }
 
 /// Runs `serve` until `shutdown` resolves.
@@ -114,7 +125,10 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
     let (api_url, credentials, login) = match &settings.demo {
         Some(demo) => {
             let token = format!("demo-{:016x}", rand::random::<u64>());
-            let options = SimOptions { token: token.clone(), ..SimOptions::default() };
+            let options = SimOptions {
+                token: token.clone(),
+                ..SimOptions::default()
+            };
             let sim_listener = TcpListener::bind("127.0.0.1:0").await?;
             let server = start_demo_sim(sim_listener, demo, options).await?;
             let url = server.base_url().to_string();
@@ -126,18 +140,27 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
                 .unwrap_or_else(|| (DEMO_USER.to_string(), Secret::new(DEMO_PASSWORD)));
             (url, Some((org, Secret::new(token))), Some(login))
         }
-        None => (settings.api_url.clone(), settings.credentials.clone(), settings.login.clone()),
+        None => (
+            settings.api_url.clone(),
+            settings.credentials.clone(),
+            settings.login.clone(),
+        ),
     };
 
     let auth = match &login {
-        Some((user, password)) => AuthMode::Password { user: user.clone(), password: password.clone() },
+        Some((user, password)) => AuthMode::Password {
+            user: user.clone(),
+            password: password.clone(),
+        },
         None => AuthMode::PassThrough,
     };
     let api = ApiConfig::new(&api_url, "", Secret::default());
     let backend = GatewayBackend::new(
         api,
         credentials,
-        SessionDefaults { use_custom_fields: settings.use_custom_fields },
+        SessionDefaults {
+            use_custom_fields: settings.use_custom_fields,
+        },
     );
     let config = ServerConfig {
         auth,

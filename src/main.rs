@@ -106,11 +106,17 @@ async fn ctrl_c() {
 fn serve_settings(a: ServeArgs) -> ServeSettings {
     let credentials = match (a.org_id, a.token) {
         (None, None) => None,
-        (org, token) => Some((org.unwrap_or_default(), Secret::new(token.unwrap_or_default()))),
+        (org, token) => Some((
+            org.unwrap_or_default(),
+            Secret::new(token.unwrap_or_default()),
+        )),
     };
     let login = match (a.user, a.password) {
         (None, None) => None,
-        (user, password) => Some((user.unwrap_or_default(), Secret::new(password.unwrap_or_default()))),
+        (user, password) => Some((
+            user.unwrap_or_default(),
+            Secret::new(password.unwrap_or_default()),
+        )),
     };
     ServeSettings {
         listen: a.listen,
@@ -119,11 +125,17 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
         login,
         use_custom_fields: a.use_custom_fields,
         tls: match (a.tls_cert, a.tls_key) {
-            (Some(cert_path), Some(key_path)) => Some(TlsConfig { cert_path, key_path }),
+            (Some(cert_path), Some(key_path)) => Some(TlsConfig {
+                cert_path,
+                key_path,
+            }),
             _ => None,
         },
         max_connections: a.max_connections,
-        demo: a.demo.then(|| DemoOptions { scale: a.scale.max(1), ..DemoOptions::default() }),
+        demo: a.demo.then(|| DemoOptions {
+            scale: a.scale.max(1),
+            ..DemoOptions::default()
+        }),
     }
 }
 
@@ -151,7 +163,10 @@ fn main() -> ExitCode {
                     listen: args.listen,
                     token: args.token,
                     organization_id: Some(args.org_id),
-                    demo: DemoOptions { scale: args.scale.max(1), seed: args.seed },
+                    demo: DemoOptions {
+                        scale: args.scale.max(1),
+                        seed: args.seed,
+                    },
                     latency: Duration::from_millis(args.latency_ms),
                     jitter: Duration::from_millis(args.jitter_ms),
                     rate_limits: !args.no_rate_limits,

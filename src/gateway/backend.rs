@@ -34,7 +34,11 @@ impl GatewayBackend {
         server_credentials: Option<(String, Secret)>,
         defaults: SessionDefaults,
     ) -> GatewayBackend {
-        GatewayBackend { api, server_credentials, defaults }
+        GatewayBackend {
+            api,
+            server_credentials,
+            defaults,
+        }
     }
 
     fn client(&self, organization_id: &str, token: &Secret) -> Result<ApiClient, SqlError> {
@@ -42,9 +46,10 @@ impl GatewayBackend {
         config.organization_id = organization_id.to_string();
         config.token = token.clone();
         ApiClient::new(config).map_err(|e| match e {
-            ApiError::Transport { message, .. } => {
-                SqlError::new(codes::INVALID_PASSWORD, format!("invalid credentials: {message}"))
-            }
+            ApiError::Transport { message, .. } => SqlError::new(
+                codes::INVALID_PASSWORD,
+                format!("invalid credentials: {message}"),
+            ),
             other => other.to_sql_error(),
         })
     }
@@ -68,7 +73,11 @@ fn comments() -> &'static [TableComment] {
             });
             for col in TableDef::new(table, &[]).columns {
                 if let Some(text) = col.comment {
-                    out.push(TableComment { table: table.name.to_string(), column: Some(col.name), text });
+                    out.push(TableComment {
+                        table: table.name.to_string(),
+                        column: Some(col.name),
+                        text,
+                    });
                 }
             }
         }
@@ -88,7 +97,9 @@ impl Backend for GatewayBackend {
         let client = self.client(organization_id, &Secret::new(token))?;
         match client.check_credentials().await {
             Ok(()) => Ok(()),
-            Err(ApiError::Status { status: 401 | 403, .. }) => Err(SqlError::new(
+            Err(ApiError::Status {
+                status: 401 | 403, ..
+            }) => Err(SqlError::new(
                 codes::INVALID_PASSWORD,
                 format!("password authentication failed for user \"{organization_id}\""),
             )),
