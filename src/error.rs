@@ -82,6 +82,7 @@ pub mod codes {
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_TABLE: &str = "42P07";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const INTERNAL_ERROR: &str = "XX000";
 }

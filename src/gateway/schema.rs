@@ -25,6 +25,9 @@ pub struct ProductiveSchema {
     state: Weak<RwLock<SessionState>>,
     plain: BTreeMap<&'static str, Arc<ProductiveTable>>,
     definitions: Arc<DefinitionCache>,
+    /// Tables the session created itself (`CREATE TABLE … AS`), kept in
+    /// memory for the life of the session.
+    scratch: RwLock<BTreeMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl ProductiveSchema {
@@ -48,6 +51,7 @@ impl ProductiveSchema {
             state,
             plain,
             definitions,
+            scratch: Default::default(),
         }
     }
 
@@ -70,12 +74,14 @@ impl ProductiveSchema {
 #[async_trait]
 impl SchemaProvider for ProductiveSchema {
     fn table_names(&self) -> Vec<String> {
-        self.plain.keys().map(|s| s.to_string()).collect()
+        let mut names: Vec<String> = self.plain.keys().map(|s| s.to_string()).collect();
+        names.extend(self.scratch.read().keys().cloned());
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(plain) = self.plain.get(name) else {
-            return Ok(None);
+            return Ok(self.scratch.read().get(name).cloned());
         };
         if !self.use_custom_fields() || !super::CUSTOMIZABLE_TABLES.contains(&name) {
             return Ok(Some(plain.clone()));
@@ -100,6 +106,32 @@ impl SchemaProvider for ProductiveSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.plain.contains_key(name)
+        self.plain.contains_key(name) || self.scratch.read().contains_key(name)
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        if self.plain.contains_key(name.as_str()) {
+            return Err(crate::error::SqlError::new(
+                crate::error::codes::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists: it is a Productive table"),
+            )
+            .into_datafusion());
+        }
+        Ok(self.scratch.write().insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if self.plain.contains_key(name) {
+            return Err(crate::error::SqlError::new(
+                crate::error::codes::INSUFFICIENT_PRIVILEGE,
+                format!("cannot drop \"{name}\": it is a Productive table"),
+            )
+            .into_datafusion());
+        }
+        Ok(self.scratch.write().remove(name))
     }
 }

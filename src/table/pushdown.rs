@@ -71,7 +71,7 @@ pub fn push_filters(def: &TableDef, predicates: &[Expr]) -> PushedFilters {
             Pushdown::Exact(f) => out.filters.push(f),
             Pushdown::Inexact(f) => {
                 out.filters.push(f);
-                out.rechecked.push(p.to_string());
+                out.rechecked.push(p.human_display().to_string());
             }
             Pushdown::Unsupported => {}
         }
@@ -220,9 +220,14 @@ fn any_of(col: &ColumnDef, values: &[ScalarValue]) -> Pushdown {
         }
         (_, Filterable::Value { filter }, _) => {
             let texts: Option<Vec<String>> = values.iter().map(|v| filter_text(col, v)).collect();
+            // Lists are documented for id filters only: other filters get
+            // one condition per value in an OR group.
             match texts {
                 Some(texts) if texts.iter().all(|t| !t.contains(',')) => {
-                    Pushdown::Inexact(FilterExpr::Cond(FilterCond::any_of(filter, texts)))
+                    let conds = texts
+                        .into_iter()
+                        .map(|t| FilterExpr::Cond(FilterCond::eq(filter, t)));
+                    Pushdown::Inexact(FilterExpr::Or(conds.collect()))
                 }
                 _ => Pushdown::Unsupported,
             }
@@ -506,6 +511,18 @@ mod tests {
         assert_eq!(
             classify(&tasks(), &col("title").eq(lit("a,b"))),
             Pushdown::Unsupported
+        );
+    }
+
+    #[test]
+    fn value_lists_become_or_groups() {
+        let e = col("title").in_list(vec![lit("a"), lit("b")], false);
+        assert_eq!(
+            classify(&tasks(), &e),
+            Pushdown::Inexact(FilterExpr::Or(vec![
+                cond("title", None, &["a"]),
+                cond("title", None, &["b"])
+            ]))
         );
     }
 
