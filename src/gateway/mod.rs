@@ -43,7 +43,7 @@ pub struct SessionDefaults {
 /// A new session over the organization `client` reaches.
 pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionContext {
     let mut options = ProductiveOptions::default();
-    options.use_custom_fields = defaults.use_custom_fields;
+    options.use_custom_fields = crate::table::options::PgBool(defaults.use_custom_fields);
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(DATABASE, "public")

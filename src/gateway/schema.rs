@@ -61,7 +61,7 @@ impl ProductiveSchema {
                 .config_options()
                 .extensions
                 .get::<ProductiveOptions>()
-                .is_some_and(|o| o.use_custom_fields)
+                .is_some_and(|o| o.use_custom_fields.0)
         })
     }
 
