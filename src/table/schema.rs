@@ -313,7 +313,18 @@ pub fn exclusive_groups(table: &Table) -> Vec<(String, Vec<String>)> {
 }
 
 fn column_comment(unit: Option<&str>, description: Option<&str>) -> Option<String> {
-    let unit = unit.map(|u| format!("in {u}"));
+    let unit = unit.map(|u| match u {
+        "money, minor units (cents) of currency" => {
+            "money in cents of the record's currency".into()
+        }
+        "money, minor units (cents) of currency (organization default currency)" => {
+            "money in cents of the organization's default currency".into()
+        }
+        "money, minor units (cents) of currency (normalized currency)" => {
+            "money in cents of the normalized currency".into()
+        }
+        other => format!("in {other}"),
+    });
     match (unit, description) {
         (Some(u), Some(d)) => Some(format!("{d} ({u})")),
         (Some(u), None) => Some(u),
