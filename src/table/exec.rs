@@ -15,7 +15,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
@@ -23,6 +24,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
 };
 use futures::future::BoxFuture;
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
@@ -32,6 +34,7 @@ use super::convert::records_to_batch;
 use super::schema::{ColumnDef, TableDef};
 use crate::api::document::{ListDocument, ResourceObject};
 use crate::api::{ApiClient, ApiError, ListRequest, RequestStats};
+use crate::catalog::SqlType;
 use crate::error::{SqlError, codes};
 
 /// What a scan asks the API for.
@@ -47,7 +50,7 @@ pub enum ScanRequest {
 }
 
 /// A scan of one Productive table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProductiveScanExec {
     def: Arc<TableDef>,
     client: ApiClient,
@@ -106,6 +109,39 @@ impl ProductiveScanExec {
     pub fn request(&self) -> &ScanRequest {
         &self.request
     }
+
+    /// The same scan asking the API to sort by `keys`, declaring `ordering`
+    /// as its output order.
+    fn sorted(&self, keys: Vec<String>, ordering: Vec<PhysicalSortExpr>) -> ProductiveScanExec {
+        let mut new = self.clone();
+        if let ScanRequest::List(req) = &mut new.request {
+            req.sort = keys;
+        }
+        let mut eq = EquivalenceProperties::new(self.schema.clone());
+        eq.add_ordering(ordering);
+        new.properties = Arc::new(PlanProperties::new(
+            eq,
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        new.metrics = ExecutionPlanMetricsSet::new();
+        new
+    }
+}
+
+/// Column types whose order the API and SQL agree on. Text is left out:
+/// the API's collation (case rules, accents) is not SQL's.
+fn sort_pushable(sql: SqlType) -> bool {
+    matches!(
+        sql,
+        SqlType::BigInt
+            | SqlType::Integer
+            | SqlType::Date
+            | SqlType::Timestamptz
+            | SqlType::Double
+            | SqlType::Numeric
+    )
 }
 
 impl DisplayAs for ProductiveScanExec {
@@ -209,6 +245,57 @@ impl ExecutionPlan for ProductiveScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    /// `ORDER BY` on sortable numeric and date columns is the API's `sort`:
+    /// the API orders nulls as PostgreSQL does (last ascending, first
+    /// descending), so only that null placement is accepted.
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let ScanRequest::List(req) = &self.request else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        if !req.sort.is_empty() || order.is_empty() {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let mut keys = Vec::new();
+        for s in order {
+            let Some(col) = s.expr.downcast_ref::<Column>() else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            let Some(def) = self.projection.get(col.index()).map(|&i| &self.def.columns[i]) else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            let Some(key) = def.sort_key.as_ref().filter(|_| sort_pushable(def.sql_type)) else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            if s.options.nulls_first != s.options.descending {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            }
+            keys.push(if s.options.descending { format!("-{key}") } else { key.clone() });
+        }
+        Ok(SortOrderPushdownResult::Exact { inner: Arc::new(self.sorted(keys, order.to_vec())) })
+    }
+
+    /// A LIMIT above the scan: fetch only the pages it needs.
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let ScanRequest::List(_) = &self.request else { return None };
+        let mut new = self.clone();
+        new.limit = limit;
+        if let ScanRequest::List(req) = &mut new.request {
+            req.limit = limit;
+            if let Some(l) = limit {
+                req.page_size = (l.max(1) as u32).min(crate::api::request::MAX_PAGE_SIZE);
+            }
+        }
+        new.metrics = ExecutionPlanMetricsSet::new();
+        Some(Arc::new(new))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.limit
     }
 
     fn execute(
