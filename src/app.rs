@@ -219,7 +219,7 @@ pub async fn sim(settings: SimSettings, shutdown: impl Future<Output = ()>) -> R
     println!("  X-Auth-Token: {}", settings.token);
     println!("  X-Organization-Id: {}", server.organization_id());
     println!(
-        "  try: curl -H 'X-Auth-Token: {}' -H 'X-Organization-Id: {}' \
+        "  try: curl -g -H 'X-Auth-Token: {}' -H 'X-Organization-Id: {}' \
          -H 'Content-Type: application/vnd.api+json' '{}/projects?page[size]=2'",
         settings.token,
         server.organization_id(),
@@ -228,4 +228,75 @@ pub async fn sim(settings: SimSettings, shutdown: impl Future<Output = ()>) -> R
     shutdown.await;
     server.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServeSettings {
+        ServeSettings {
+            listen: "127.0.0.1:5432".parse().unwrap(),
+            api_url: PRODUCTIVE_API_URL.into(),
+            credentials: None,
+            login: None,
+            use_custom_fields: false,
+            tls: None,
+            max_connections: 10,
+            demo: None,
+        }
+    }
+
+    fn err(s: &ServeSettings) -> String {
+        s.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn pass_through_on_loopback_needs_nothing_else() {
+        assert!(settings().validate().is_ok());
+    }
+
+    #[test]
+    fn pass_through_off_loopback_needs_tls() {
+        let mut s = settings();
+        s.listen = "0.0.0.0:5432".parse().unwrap();
+        assert!(err(&s).contains("--tls-cert"));
+    }
+
+    #[test]
+    fn server_held_credentials_need_a_client_login() {
+        let mut s = settings();
+        s.credentials = Some(("123".into(), Secret::new("tok")));
+        assert!(err(&s).contains("--user and --password"));
+        s.login = Some(("u".into(), Secret::new("p")));
+        assert!(s.validate().is_ok());
+        s.credentials = Some(("acme".into(), Secret::new("tok")));
+        assert!(err(&s).contains("numeric"));
+    }
+
+    #[test]
+    fn a_login_without_credentials_is_refused() {
+        let mut s = settings();
+        s.login = Some(("u".into(), Secret::new("p")));
+        assert!(err(&s).contains("need --token and --org-id"));
+    }
+
+    #[test]
+    fn missing_tls_files_are_named() {
+        let mut s = settings();
+        s.tls = Some(TlsConfig {
+            cert_path: "/nonexistent.crt".into(),
+            key_path: "/nonexistent.key".into(),
+        });
+        assert!(err(&s).contains("/nonexistent.crt"));
+    }
+
+    #[test]
+    fn demo_takes_no_credentials() {
+        let mut s = settings();
+        s.demo = Some(DemoOptions::default());
+        assert!(s.validate().is_ok());
+        s.credentials = Some(("1".into(), Secret::new("t")));
+        assert!(err(&s).contains("--demo"));
+    }
 }

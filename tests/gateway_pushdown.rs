@@ -221,15 +221,24 @@ async fn pushed_filters_ask_only_for_matching_pages() {
 #[tokio::test]
 async fn order_by_limit_on_a_date_is_the_apis_sort() {
     let env = standard().await;
-    let all = env.column("SELECT id FROM (SELECT id, created_at FROM tasks) ORDER BY created_at DESC, id").await;
+    let all = env
+        .column("SELECT id FROM (SELECT id, created_at FROM tasks) ORDER BY created_at DESC, id")
+        .await;
     env.take_requests();
-    let top = env.column("SELECT id FROM tasks ORDER BY created_at DESC LIMIT 2").await;
+    let top = env
+        .column("SELECT id FROM tasks ORDER BY created_at DESC LIMIT 2")
+        .await;
     assert_eq!(top, all[..2].to_vec());
     let reqs = env.take_requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     let q = decoded_query(&reqs[0]);
-    assert!(q.contains("sort=-created_at") && q.contains("page[size]=2"), "{q}");
-    let plan = env.table("EXPLAIN SELECT id FROM tasks ORDER BY created_at DESC LIMIT 2").await;
+    assert!(
+        q.contains("sort=-created_at") && q.contains("page[size]=2"),
+        "{q}"
+    );
+    let plan = env
+        .table("EXPLAIN SELECT id FROM tasks ORDER BY created_at DESC LIMIT 2")
+        .await;
     assert!(plan.contains("sort=-created_at"), "{plan}");
     assert!(!plan.contains("SortExec"), "the sort is the API's: {plan}");
 }
@@ -237,11 +246,17 @@ async fn order_by_limit_on_a_date_is_the_apis_sort() {
 #[tokio::test]
 async fn order_by_text_is_sorted_locally() {
     let env = standard().await;
-    let plan = env.table("EXPLAIN SELECT title FROM tasks ORDER BY title LIMIT 2").await;
+    let plan = env
+        .table("EXPLAIN SELECT title FROM tasks ORDER BY title LIMIT 2")
+        .await;
     assert!(plan.contains("SortExec"), "{plan}");
     assert!(!plan.contains("sort=title"), "{plan}");
-    let top = env.column("SELECT title FROM tasks ORDER BY title LIMIT 2").await;
-    let mut all = env.column("SELECT title FROM tasks WHERE title IS NOT NULL").await;
+    let top = env
+        .column("SELECT title FROM tasks ORDER BY title LIMIT 2")
+        .await;
+    let mut all = env
+        .column("SELECT title FROM tasks WHERE title IS NOT NULL")
+        .await;
     all.sort();
     assert_eq!(top, all[..2].to_vec());
 }
@@ -249,6 +264,8 @@ async fn order_by_text_is_sorted_locally() {
 #[tokio::test]
 async fn nulls_first_ascending_is_sorted_locally() {
     let env = standard().await;
-    let plan = env.table("EXPLAIN SELECT id FROM tasks ORDER BY due_date NULLS FIRST LIMIT 2").await;
+    let plan = env
+        .table("EXPLAIN SELECT id FROM tasks ORDER BY due_date NULLS FIRST LIMIT 2")
+        .await;
     assert!(plan.contains("SortExec"), "{plan}");
 }

@@ -104,7 +104,12 @@ async fn limit_asks_for_one_small_page() {
 fn many_tasks(n: u64) -> productive_pg::sim::store::Store {
     let mut f = productive_pg::sim::fixture::Fixture::new(9, "Many Tasks");
     for i in 0..n {
-        f.add("tasks", 10_000 + i, serde_json::json!({ "title": format!("Task {i}") }), &[]);
+        f.add(
+            "tasks",
+            10_000 + i,
+            serde_json::json!({ "title": format!("Task {i}") }),
+            &[],
+        );
     }
     f.build()
 }
@@ -112,7 +117,8 @@ fn many_tasks(n: u64) -> productive_pg::sim::store::Store {
 #[tokio::test]
 async fn pages_after_the_first_are_fetched_concurrently_and_in_order() {
     let env = env_with(many_tasks(1000)).await;
-    env.sim.set_latency(productive_pg::sim::Latency::new(300, 0));
+    env.sim
+        .set_latency(productive_pg::sim::Latency::new(300, 0));
     env.take_requests();
     let ids = env.column("SELECT id FROM tasks").await;
     assert_eq!(ids.len(), 1000);
@@ -127,7 +133,10 @@ async fn pages_after_the_first_are_fetched_concurrently_and_in_order() {
     let first = *times.iter().min().unwrap();
     let last = *times.iter().max().unwrap();
     let spread = last.duration_since(first).unwrap();
-    assert!(spread < std::time::Duration::from_millis(200), "pages 2-5 spread over {spread:?}");
+    assert!(
+        spread < std::time::Duration::from_millis(200),
+        "pages 2-5 spread over {spread:?}"
+    );
 }
 
 #[tokio::test]
@@ -144,8 +153,15 @@ async fn a_scan_stops_fetching_when_the_limit_is_met() {
 async fn max_requests_caps_a_scan() {
     let env = env_with(many_tasks(1000)).await;
     env.query("SET productive.max_requests = 3").await;
-    let err = env.try_query("SELECT * FROM tasks").await.unwrap_err().to_string();
-    assert!(err.contains("productive.max_requests (3 API requests)"), "{err}");
+    let err = env
+        .try_query("SELECT * FROM tasks")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("productive.max_requests (3 API requests)"),
+        "{err}"
+    );
     env.query("SET productive.max_requests = 0").await;
     assert_eq!(env.column("SELECT count(*) FROM tasks").await, ["1000"]);
 }

@@ -265,23 +265,39 @@ impl ExecutionPlan for ProductiveScanExec {
             let Some(col) = s.expr.downcast_ref::<Column>() else {
                 return Ok(SortOrderPushdownResult::Unsupported);
             };
-            let Some(def) = self.projection.get(col.index()).map(|&i| &self.def.columns[i]) else {
+            let Some(def) = self
+                .projection
+                .get(col.index())
+                .map(|&i| &self.def.columns[i])
+            else {
                 return Ok(SortOrderPushdownResult::Unsupported);
             };
-            let Some(key) = def.sort_key.as_ref().filter(|_| sort_pushable(def.sql_type)) else {
+            let Some(key) = def
+                .sort_key
+                .as_ref()
+                .filter(|_| sort_pushable(def.sql_type))
+            else {
                 return Ok(SortOrderPushdownResult::Unsupported);
             };
             if s.options.nulls_first != s.options.descending {
                 return Ok(SortOrderPushdownResult::Unsupported);
             }
-            keys.push(if s.options.descending { format!("-{key}") } else { key.clone() });
+            keys.push(if s.options.descending {
+                format!("-{key}")
+            } else {
+                key.clone()
+            });
         }
-        Ok(SortOrderPushdownResult::Exact { inner: Arc::new(self.sorted(keys, order.to_vec())) })
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(self.sorted(keys, order.to_vec())),
+        })
     }
 
     /// A LIMIT above the scan: fetch only the pages it needs.
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        let ScanRequest::List(_) = &self.request else { return None };
+        let ScanRequest::List(_) = &self.request else {
+            return None;
+        };
         let mut new = self.clone();
         new.limit = limit;
         if let ScanRequest::List(req) = &mut new.request {
