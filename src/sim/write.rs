@@ -18,8 +18,8 @@
 //! - A `PATCH` validates only what it changes: a required field set to
 //!   blank, and the booking / comment parent rules when a parent changes.
 //! - A booking needs exactly one of `service` and `event`; a comment needs a
-//!   `body` and at most one parent, and exactly one unless
-//!   [`WriteRules::comments_need_parent`] is off. Both failures point at the
+//!   `body` and at most one parent (exactly one when
+//!   [`WriteRules::comments_need_parent`] is on). Both failures point at the
 //!   group name (`data/attributes/bookable`, `data/attributes/commentable`).
 
 use chrono::{DateTime, NaiveTime};
@@ -35,15 +35,16 @@ use crate::sim::store::{Link, Record, Ref, Store};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteRules {
     /// Whether `POST /comments` without a parent relationship is refused
-    /// (422). When off, the comment is stored, readable by id, and left out
-    /// of the list of all comments.
+    /// (422). Off by default: such a comment is stored, readable by id, and
+    /// left out of the list of all comments, which is what the gateway is
+    /// built against; turn it on to test a stricter API.
     pub comments_need_parent: bool,
 }
 
 impl Default for WriteRules {
     fn default() -> WriteRules {
         WriteRules {
-            comments_need_parent: true,
+            comments_need_parent: false,
         }
     }
 }
