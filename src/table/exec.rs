@@ -371,6 +371,9 @@ enum ListState {
         last: u32,
         inflight: FuturesOrdered<PageFuture>,
         remaining: Option<usize>,
+        /// `total_count` of page 1: a later page with another total means
+        /// rows were added or removed while the list was read.
+        total: Option<u64>,
     },
     Done,
 }
@@ -392,16 +395,17 @@ fn list_stream(
                 ListState::Start => match fetch_page(&ctx, &req, 1).await {
                     Err(e) => return Some((Err(e.into()), ListState::Done)),
                     Ok((_, doc)) => {
-                        let total = doc.meta.total_pages.unwrap_or(1).max(1);
+                        let pages = doc.meta.total_pages.unwrap_or(1).max(1);
                         let last = match req.pages_for_limit() {
-                            Some(p) => total.min(p),
-                            None => total,
+                            Some(p) => pages.min(p),
+                            None => pages,
                         };
                         let state = ListState::Running {
                             next: 2,
                             last,
                             inflight: FuturesOrdered::new(),
                             remaining: limit,
+                            total: doc.meta.total_count,
                         };
                         (doc, 1, state)
                     }
@@ -411,6 +415,7 @@ fn list_stream(
                     last,
                     mut inflight,
                     remaining,
+                    total,
                 } => {
                     while inflight.len() < concurrency && next <= last {
                         inflight.push_back(fetch_page(&ctx, &req, next));
@@ -427,6 +432,7 @@ fn list_stream(
                                 last,
                                 inflight,
                                 remaining,
+                                total,
                             },
                         ),
                     }
@@ -439,22 +445,27 @@ fn list_stream(
                 last,
                 inflight,
                 remaining,
+                total,
             } = &mut next_state
             else {
                 unreachable!("a page was fetched, so the scan is running");
             };
 
-            // A page short of full before the last one means rows moved
-            // between requests: fail rather than return a short result.
+            // Rows added or removed between page requests shift the pages:
+            // fail rather than return rows twice or not at all.
             let expected = req.page_size as usize;
-            if page < *last && doc.data.len() < expected && remaining.is_none() {
+            let moved =
+                total.is_some() && doc.meta.total_count.is_some() && doc.meta.total_count != *total;
+            if moved || (page < *last && doc.data.len() < expected && remaining.is_none()) {
                 let err = SqlError::new(
                     codes::FDW_ERROR,
                     format!(
-                        "the {} list changed while it was read: page {page} had {} rows, \
-                         expected {expected}",
+                        "the {} list changed while it was read (page {page}: {} rows of {:?} \
+                         in all, page 1 said {:?})",
                         ctx.def.table.name,
-                        doc.data.len()
+                        doc.data.len(),
+                        doc.meta.total_count,
+                        total
                     ),
                 )
                 .with_hint("run the statement again");
