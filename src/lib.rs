@@ -1,6 +1,7 @@
 //! productive-pg: a PostgreSQL wire-protocol gateway to the Productive.io API.
 //!
 //! - [`app`]: the `serve` and `sim` commands, callable from tests.
+//! - [`bench`]: the benchmark, measured against its targets and PostgreSQL.
 //! - [`api`]: the HTTP client for the Productive API (pages, rate budget, retries).
 //! - [`catalog`]: every Productive resource declared once, as data.
 //! - [`error`]: errors that carry a PostgreSQL SQLSTATE.
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod catalog;
 pub mod error;
 pub mod gateway;

@@ -25,6 +25,31 @@ enum Command {
     Serve(ServeArgs),
     /// Run the Productive API simulator with the demo organization.
     Sim(SimArgs),
+    /// Measure the gateway against its targets, a sequential API client and
+    /// PostgreSQL; prints a table of figures.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Demo organization scale (4 gives about 20,000 tasks).
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
+    /// Latency of every simulated API request.
+    #[arg(long, default_value_t = 100)]
+    latency_ms: u64,
+    /// Concurrent dashboard sessions.
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// PostgreSQL server to compare with (bench/run starts one).
+    #[arg(long, env = "PRODUCTIVE_PG_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Rows streamed over the wire.
+    #[arg(long, default_value_t = 100_000)]
+    stream_rows: u64,
+    /// Skip the sequential API client.
+    #[arg(long)]
+    skip_sequential: bool,
 }
 
 #[derive(Args)]
@@ -173,6 +198,24 @@ fn main() -> ExitCode {
                     retry_after: !args.no_retry_after,
                 };
                 app::sim(settings, ctrl_c()).await
+            }
+            Command::Bench(args) => {
+                let settings = productive_pg::bench::BenchSettings {
+                    scale: args.scale,
+                    latency: Duration::from_millis(args.latency_ms),
+                    sessions: args.sessions,
+                    postgres_url: args.postgres_url,
+                    stream_rows: args.stream_rows,
+                    skip_sequential: args.skip_sequential,
+                    ..Default::default()
+                };
+                match productive_pg::bench::run(&settings).await {
+                    Ok(report) => {
+                        println!("{}", report.render());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
         }
     });

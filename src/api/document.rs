@@ -97,21 +97,22 @@ pub struct PageMeta {
 }
 
 /// A list answer: one page of records.
+///
+/// The `included` records that `include=` adds are skipped unread: the
+/// gateway includes relationships only for the ids in the linkage, and
+/// reading the related records would multiply the decoding work.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ListDocument {
     pub data: Vec<ResourceObject>,
     #[serde(default)]
-    pub included: Vec<ResourceObject>,
-    #[serde(default)]
     pub meta: PageMeta,
 }
 
-/// A single-record answer (`GET /x/{id}`, `POST`, `PATCH`).
+/// A single-record answer (`GET /x/{id}`, `POST`, `PATCH`); `included` is
+/// skipped as in [`ListDocument`].
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SingleDocument {
     pub data: ResourceObject,
-    #[serde(default)]
-    pub included: Vec<ResourceObject>,
 }
 
 /// One entry of an `errors` array.
