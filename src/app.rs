@@ -300,3 +300,82 @@ mod tests {
         assert!(err(&s).contains("--demo"));
     }
 }
+
+/// Where a command that talks to the API directly gets its data.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub api_url: String,
+    pub credentials: Option<(String, Secret)>,
+    /// Use the built-in demo organization instead.
+    pub demo: Option<DemoOptions>,
+}
+
+/// An API client for `settings`, and the in-process simulator behind it in
+/// demo mode (keep it alive while the client is used).
+///
+/// # Errors
+/// Missing credentials, or a simulator that cannot start.
+pub async fn open_api(
+    settings: &ApiSettings,
+) -> Result<(crate::api::ApiClient, Option<SimServer>)> {
+    let (url, org, token, sim) = match (&settings.demo, &settings.credentials) {
+        (Some(demo), _) => {
+            let token = format!("demo-{:016x}", rand::random::<u64>());
+            let options = SimOptions {
+                token: token.clone(),
+                ..SimOptions::default()
+            };
+            let sim =
+                start_demo_sim(TcpListener::bind("127.0.0.1:0").await?, demo, options).await?;
+            (
+                sim.base_url().to_string(),
+                sim.organization_id().to_string(),
+                Secret::new(token),
+                Some(sim),
+            )
+        }
+        (None, Some((org, token))) => (settings.api_url.clone(), org.clone(), token.clone(), None),
+        (None, None) => bail!(
+            "give --org-id and --token (or PRODUCTIVE_ORG_ID and PRODUCTIVE_TOKEN), or --demo"
+        ),
+    };
+    let client = crate::api::ApiClient::new(ApiConfig::new(&url, &org, token))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((client, sim))
+}
+
+/// Runs `export`: prints the summary line on stderr.
+///
+/// # Errors
+/// Bad settings, SQL or API failures, an unwritable output file.
+pub async fn export(
+    api: &ApiSettings,
+    source: crate::transfer::export::ExportSource,
+    options: crate::transfer::csv_out::CsvOptions,
+    output: Option<std::path::PathBuf>,
+    use_custom_fields: bool,
+) -> Result<()> {
+    let (client, sim) = open_api(api).await?;
+    let ctx = crate::gateway::new_session(client.clone(), &SessionDefaults { use_custom_fields });
+    let summary = match &output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let out = std::io::BufWriter::new(file);
+            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
+                .await?
+                .0
+        }
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
+                .await?
+                .0
+        }
+    };
+    eprintln!("{summary}");
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    Ok(())
+}

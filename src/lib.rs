@@ -8,6 +8,7 @@
 //! - [`secret`]: a string type for tokens and passwords that never prints itself.
 //! - [`gateway`]: the DataFusion session of one connection, with its tables and settings.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
+//! - [`transfer`]: CSV export and the data-moving commands.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
 
@@ -21,3 +22,4 @@ pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod table;
+pub mod transfer;

@@ -25,9 +25,88 @@ enum Command {
     Serve(ServeArgs),
     /// Run the Productive API simulator with the demo organization.
     Sim(SimArgs),
+    /// Export a table or a query to CSV.
+    Export(ExportArgs),
     /// Measure the gateway against its targets, a sequential API client and
     /// PostgreSQL; prints a table of figures.
     Bench(BenchArgs),
+}
+
+/// Where a command reads Productive data from.
+#[derive(Args)]
+struct ApiArgs {
+    /// Base URL of the Productive API.
+    #[arg(long, env = "PRODUCTIVE_API_URL", default_value = PRODUCTIVE_API_URL)]
+    api_url: String,
+    /// Organization id.
+    #[arg(long, env = "PRODUCTIVE_ORG_ID")]
+    org_id: Option<String>,
+    /// API token.
+    #[arg(long, env = "PRODUCTIVE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Use the built-in demo organization.
+    #[arg(long)]
+    demo: bool,
+}
+
+impl ApiArgs {
+    fn settings(self) -> app::ApiSettings {
+        app::ApiSettings {
+            api_url: self.api_url,
+            credentials: match (self.org_id, self.token) {
+                (Some(org), Some(token)) => Some((org, Secret::new(token))),
+                _ => None,
+            },
+            demo: self.demo.then(DemoOptions::default),
+        }
+    }
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Table to export.
+    #[arg(long, conflicts_with = "query", required_unless_present = "query")]
+    table: Option<String>,
+    /// SQL condition on the table's rows.
+    #[arg(long = "where", requires = "table")]
+    filter: Option<String>,
+    /// Columns to export, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "table")]
+    columns: Option<Vec<String>>,
+    /// Any query instead of a table.
+    #[arg(long)]
+    query: Option<String>,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Field delimiter (one byte).
+    #[arg(long, default_value = ",")]
+    delimiter: String,
+    /// Quote character (one byte).
+    #[arg(long, default_value = "\"")]
+    quote: String,
+    /// Leave out the header line.
+    #[arg(long)]
+    no_header: bool,
+    /// How NULL is written.
+    #[arg(long, default_value = "")]
+    null: String,
+    /// Quote every non-NULL value.
+    #[arg(long)]
+    force_quote: bool,
+    /// Include custom fields as columns.
+    #[arg(long)]
+    use_custom_fields: bool,
+}
+
+fn one_byte(what: &str, s: &str) -> anyhow::Result<u8> {
+    match s.as_bytes() {
+        [b] => Ok(*b),
+        [b'\\', b't'] => Ok(b'\t'),
+        _ => anyhow::bail!("{what} must be one character, got {s:?}"),
+    }
 }
 
 #[derive(Args)]
@@ -166,10 +245,15 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Servers report their lifecycle; one-shot commands only problems.
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Sim(_) => "productive_pg=info",
+        _ => "productive_pg=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "productive_pg=info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -198,6 +282,32 @@ fn main() -> ExitCode {
                     retry_after: !args.no_retry_after,
                 };
                 app::sim(settings, ctrl_c()).await
+            }
+            Command::Export(args) => {
+                let options = productive_pg::transfer::csv_out::CsvOptions {
+                    delimiter: one_byte("--delimiter", &args.delimiter)?,
+                    quote: one_byte("--quote", &args.quote)?,
+                    header: !args.no_header,
+                    null: args.null,
+                    force_quote: args.force_quote,
+                };
+                let source = match (args.table, args.query) {
+                    (Some(table), _) => productive_pg::transfer::export::ExportSource::Table {
+                        table,
+                        columns: args.columns,
+                        filter: args.filter,
+                    },
+                    (None, Some(q)) => productive_pg::transfer::export::ExportSource::Query(q),
+                    (None, None) => anyhow::bail!("give --table or --query"),
+                };
+                app::export(
+                    &args.api.settings(),
+                    source,
+                    options,
+                    args.output,
+                    args.use_custom_fields,
+                )
+                .await
             }
             Command::Bench(args) => {
                 let settings = productive_pg::bench::BenchSettings {

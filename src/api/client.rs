@@ -123,12 +123,21 @@ impl RequestStats {
     }
 }
 
+/// Running totals of everything a client (and its clones) sent, for
+/// progress displays.
+#[derive(Debug, Default)]
+pub struct ClientTotals {
+    pub requests: AtomicU64,
+    pub budget_wait_ms: AtomicU64,
+}
+
 /// A client for one organization and token. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     config: Arc<ApiConfig>,
     budget: Arc<RateBudget>,
+    totals: Arc<ClientTotals>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -182,11 +191,18 @@ impl ApiClient {
             http,
             config: Arc::new(config),
             budget,
+            totals: Arc::default(),
         })
     }
 
     pub fn config(&self) -> &ApiConfig {
         &self.config
+    }
+
+    /// Requests sent and time spent waiting for the rate budget, by this
+    /// client and its clones.
+    pub fn totals(&self) -> &ClientTotals {
+        &self.totals
     }
 
     /// One page of a list request.
@@ -302,9 +318,12 @@ impl ApiClient {
             attempt += 1;
             stats.count_request()?;
             let waited = self.budget.acquire(kind).await;
-            stats
+            let waited_ms = waited.as_millis() as u64;
+            stats.budget_wait_ms.fetch_add(waited_ms, Ordering::Relaxed);
+            self.totals.requests.fetch_add(1, Ordering::Relaxed);
+            self.totals
                 .budget_wait_ms
-                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+                .fetch_add(waited_ms, Ordering::Relaxed);
 
             let mut builder = self.http.request(method.clone(), &url);
             if let Some(body) = body {
