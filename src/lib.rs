@@ -8,6 +8,7 @@
 //! - [`gateway`]: the DataFusion session of one connection, with its tables and settings.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
+//! - [`write`]: INSERT, UPDATE and DELETE through the API, and actions as procedures.
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
 
 pub mod api;
@@ -19,3 +20,4 @@ pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod table;
+pub mod write;
