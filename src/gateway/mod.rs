@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::api::ApiClient;
 use crate::table::ProductiveOptions;
-use crate::write::WriteContext;
+use crate::write::{WriteContext, procedures};
 use schema::ProductiveSchema;
 
 /// The database name clients connect to.
@@ -51,8 +51,11 @@ pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionCont
         .with_information_schema(true)
         .with_default_catalog_and_schema(DATABASE, "public")
         .with_option_extension(options)
-        .with_extension(Arc::new(WriteContext::new(defaults.read_only)));
+        .with_extension(Arc::new(
+            WriteContext::new(defaults.read_only).with_client(client.clone()),
+        ));
     let ctx = SessionContext::new_with_config(config);
+    procedures::register_functions(&ctx, &client, defaults.read_only);
     let schema = Arc::new(ProductiveSchema::new(client, ctx.state_weak_ref()));
     let catalog = MemoryCatalogProvider::new();
     catalog

@@ -30,6 +30,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use parking_lot::Mutex;
 
+use crate::api::ApiClient;
 use crate::error::{SqlError, codes};
 use crate::table::ProductiveTable;
 use crate::table::provider::session_options;
@@ -42,6 +43,8 @@ use exec::{WriteExec, WriteKind};
 pub struct WriteContext {
     /// Refuse every write and procedure call (`serve --read-only`).
     pub read_only: bool,
+    /// The session's API client, for procedures.
+    pub client: Option<ApiClient>,
     outcome: Mutex<StatementOutcome>,
 }
 
@@ -60,8 +63,15 @@ impl WriteContext {
     pub fn new(read_only: bool) -> WriteContext {
         WriteContext {
             read_only,
+            client: None,
             outcome: Mutex::new(StatementOutcome::default()),
         }
+    }
+
+    /// A context for a session whose procedures use `client`.
+    pub fn with_client(mut self, client: ApiClient) -> WriteContext {
+        self.client = Some(client);
+        self
     }
 
     /// The write context of a session, if it has one.
@@ -78,10 +88,6 @@ impl WriteContext {
         let mut outcome = self.outcome.lock();
         outcome.returned.extend(returned);
         outcome.notices.extend(notices);
-    }
-
-    pub(crate) fn notice(&self, notice: String) {
-        self.outcome.lock().notices.push(notice);
     }
 }
 
