@@ -139,6 +139,17 @@ impl Backend for GatewayBackend {
     ) -> Result<Option<RecordBatch>, SqlError> {
         procedures::call(session, name, &args).await.map(Some)
     }
+
+    fn call_argument_types(
+        &self,
+        name: &str,
+    ) -> Option<Vec<datafusion::arrow::datatypes::DataType>> {
+        procedures::find(name).map(procedures::argument_types)
+    }
+
+    fn call_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        procedures::find(name).map(procedures::result_schema)
+    }
 }
 
 /// A backend behind an `Arc`, as the server takes it.

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
@@ -433,10 +433,7 @@ pub fn outcome_batch(proc: &Procedure, outcome: &Outcome) -> Result<RecordBatch,
             )
         }
         Outcome::Deleted { id } => {
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("id", DataType::Int64, false),
-                Field::new("status", DataType::Utf8, false),
-            ]));
+            let schema = deleted_schema();
             let id: i64 = id.parse().unwrap_or_default();
             let arrays: Vec<ArrayRef> = vec![
                 Arc::new(Int64Array::from(vec![id])),
@@ -446,6 +443,36 @@ pub fn outcome_batch(proc: &Procedure, outcome: &Outcome) -> Result<RecordBatch,
                 .map_err(|e| SqlError::new(codes::INTERNAL_ERROR, e.to_string()))
         }
     }
+}
+
+/// The argument types of a procedure: record ids are `bigint`, the
+/// constant `type` of `DeleteWorkflowStatus` is text.
+pub fn argument_types(proc: &Procedure) -> Vec<DataType> {
+    proc.args
+        .iter()
+        .map(|a| {
+            if *a == "type" {
+                DataType::Utf8
+            } else {
+                DataType::Int64
+            }
+        })
+        .collect()
+}
+
+/// The columns a procedure answers with.
+pub fn result_schema(proc: &Procedure) -> SchemaRef {
+    match (proc.action, Catalog::get().table(proc.table)) {
+        (Action::DeleteWorkflowStatus, _) | (_, None) => deleted_schema(),
+        (_, Some(table)) => TableDef::new(table, &[]).schema.clone(),
+    }
+}
+
+fn deleted_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+    ]))
 }
 
 /// The outcome as JSON text, the value of the function form.
