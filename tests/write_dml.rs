@@ -383,3 +383,65 @@ async fn a_comment_without_parent_raises_a_notice() {
         .await;
     assert!(listed.contains(&"<p>child</p>".to_string()), "{listed:?}");
 }
+
+#[tokio::test]
+async fn custom_fields_are_written_by_name_with_option_labels() {
+    let env = standard().await;
+    env.query("SET productive.use_custom_fields = true").await;
+    let sql = format!(
+        "UPDATE tasks SET priority = 'Low' WHERE id = {}",
+        ids::HOMEPAGE_TASK
+    );
+    assert_eq!(count(&env.query(&sql).await), 1);
+    let value = env
+        .column(&format!(
+            "SELECT priority FROM tasks WHERE id = {}",
+            ids::HOMEPAGE_TASK
+        ))
+        .await;
+    assert_eq!(value, vec!["Low"]);
+    let raw = env
+        .column(&format!(
+            "SELECT custom_fields FROM tasks WHERE id = {}",
+            ids::HOMEPAGE_TASK
+        ))
+        .await;
+    assert!(raw[0].contains(&format!("\"{}\"", ids::LOW)), "{raw:?}");
+
+    // Multiselect: labels become an array of option ids; other fields of
+    // the object are kept (read, merge, write).
+    let sql = format!(
+        "UPDATE projects SET labels = 'Red' WHERE id = {}",
+        ids::INTERNAL_TOOLS
+    );
+    assert_eq!(count(&env.query(&sql).await), 1);
+    let value = env
+        .column(&format!(
+            "SELECT labels FROM projects WHERE id = {}",
+            ids::INTERNAL_TOOLS
+        ))
+        .await;
+    assert_eq!(value, vec!["Red"]);
+
+    let (code, _, detail) = fails(
+        &env,
+        &format!(
+            "UPDATE tasks SET priority = 'Urgent' WHERE id = {}",
+            ids::HOMEPAGE_TASK
+        ),
+    )
+    .await;
+    assert_eq!(code, "22023");
+    assert!(detail.unwrap_or_default().contains("High"));
+
+    let sql = format!(
+        "INSERT INTO tasks (title, project_id, task_list_id, priority) VALUES ('cf', {}, {}, 'High')",
+        ids::WEBSITE,
+        ids::SPRINT
+    );
+    assert_eq!(count(&env.query(&sql).await), 1);
+    let value = env
+        .column("SELECT priority FROM tasks WHERE title = 'cf'")
+        .await;
+    assert_eq!(value, vec!["High"]);
+}
