@@ -505,7 +505,7 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let route = statements::route(&stmt)?;
+        let route = route_of(self.backend.as_ref(), &stmt)?;
         may_run(&route, client.transaction_status())?;
         match route {
             Route::Plan => {
@@ -561,6 +561,58 @@ fn args_query(args: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("SELECT {list}")
+}
+
+/// `SELECT * FROM proc(args) [AS alias]`, the form JDBC's default escape
+/// mode turns `{call proc(?)}` into: the procedure name and its arguments.
+fn procedure_select(
+    stmt: &Statement,
+) -> Option<(String, Vec<datafusion::sql::sqlparser::ast::Expr>)> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, SelectItem, TableFactor};
+    let Statement::Query(query) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let only_star =
+        select.projection.len() == 1 && matches!(select.projection[0], SelectItem::Wildcard(_));
+    if !only_star || select.from.len() != 1 || select.selection.is_some() {
+        return None;
+    }
+    let from = &select.from[0];
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = &from.relation
+    else {
+        return None;
+    };
+    let name = name.0.last()?.as_ident()?.value.clone();
+    let args = args
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((name, args))
+}
+
+/// The route of a statement; a `SELECT * FROM proc(...)` of a known
+/// procedure is a CALL.
+fn route_of(backend: &dyn Backend, stmt: &Statement) -> Result<Route, ServerError> {
+    if let Some((name, args)) = procedure_select(stmt)
+        && backend.call_schema(&name).is_some()
+    {
+        return Ok(Route::Utility(Utility::Call { name, args }));
+    }
+    statements::route(stmt)
 }
 
 /// Evaluates CALL arguments as constant expressions, with the values of
@@ -743,7 +795,7 @@ impl Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        let route = statements::route(&statement)?;
+        let route = route_of(self.backend.as_ref(), &statement)?;
         let (plan, param_data_types, result_schema) = match &route {
             Route::Plan => {
                 let stripped = returning::strip_returning(&statement)?;
