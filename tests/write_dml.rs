@@ -445,3 +445,36 @@ async fn custom_fields_are_written_by_name_with_option_labels() {
         .await;
     assert_eq!(value, vec!["High"]);
 }
+
+#[tokio::test]
+async fn time_entries_take_inserts_updates_and_deletes() {
+    let env = standard().await;
+    let sql = format!(
+        "INSERT INTO time_entries (person_id, service_id, date, time) \
+         VALUES ({}, {}, DATE '2025-06-02', 90)",
+        ids::ANN,
+        ids::DESIGN_SERVICE
+    );
+    assert_eq!(count(&env.query(&sql).await), 1);
+    let outcome = WriteContext::of(&env.ctx).expect("context").take_outcome();
+    let batch = &outcome.returned[0];
+    let id = datafusion::arrow::compute::cast(
+        batch.column(0),
+        &datafusion::arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let id = id
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_string();
+    let sql = format!("UPDATE time_entries SET time = time * 2 WHERE id = {id}");
+    assert_eq!(count(&env.query(&sql).await), 1);
+    let time = env
+        .column(&format!("SELECT time FROM time_entries WHERE id = {id}"))
+        .await;
+    assert_eq!(time, vec!["180"]);
+    let sql = format!("DELETE FROM time_entries WHERE id = {id}");
+    assert_eq!(count(&env.query(&sql).await), 1);
+}
