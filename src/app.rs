@@ -33,6 +33,8 @@ pub struct ServeSettings {
     /// Login of clients when the server holds the credentials.
     pub login: Option<(String, Secret)>,
     pub use_custom_fields: bool,
+    /// Refuse every INSERT, UPDATE, DELETE and procedure call.
+    pub read_only: bool,
     pub tls: Option<TlsConfig>,
     pub max_connections: usize,
     /// Serve the built-in demo organization.
@@ -160,6 +162,7 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
         credentials,
         SessionDefaults {
             use_custom_fields: settings.use_custom_fields,
+            read_only: settings.read_only,
         },
     );
     let config = ServerConfig {

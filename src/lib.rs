@@ -10,6 +10,7 @@
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 //! - [`transfer`]: CSV export and the data-moving commands.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
+//! - [`write`]: INSERT, UPDATE and DELETE through the API, and actions as procedures.
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
 
 pub mod api;
@@ -23,3 +24,4 @@ pub mod server;
 pub mod sim;
 pub mod table;
 pub mod transfer;
+pub mod write;

@@ -155,6 +155,9 @@ struct ServeArgs {
     /// Show custom fields as columns in every session by default.
     #[arg(long, env = "PRODUCTIVE_USE_CUSTOM_FIELDS")]
     use_custom_fields: bool,
+    /// Refuse every write (INSERT, UPDATE, DELETE) and procedure call.
+    #[arg(long, env = "PRODUCTIVE_PG_READ_ONLY")]
+    read_only: bool,
     /// TLS certificate (PEM).
     #[arg(long, env = "PRODUCTIVE_PG_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -228,6 +231,7 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
         credentials,
         login,
         use_custom_fields: a.use_custom_fields,
+        read_only: a.read_only,
         tls: match (a.tls_cert, a.tls_key) {
             (Some(cert_path), Some(key_path)) => Some(TlsConfig {
                 cert_path,

@@ -4,7 +4,9 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 
 use super::{DATABASE, SessionDefaults, new_session};
 use crate::api::{ApiClient, ApiConfig, ApiError};
@@ -13,6 +15,7 @@ use crate::error::{SqlError, codes};
 use crate::secret::Secret;
 use crate::server::{Backend, Login, TableComment, install_catalog};
 use crate::table::TableDef;
+use crate::write::procedures;
 
 /// Where the API is and whose credentials the server holds, if any.
 #[derive(Debug, Clone)]
@@ -126,6 +129,26 @@ impl Backend for GatewayBackend {
             SqlError::new(codes::INTERNAL_ERROR, format!("setting up pg_catalog: {e}"))
         })?;
         Ok(ctx)
+    }
+
+    async fn call(
+        &self,
+        session: &SessionContext,
+        name: &str,
+        args: Vec<ScalarValue>,
+    ) -> Result<Option<RecordBatch>, SqlError> {
+        procedures::call(session, name, &args).await.map(Some)
+    }
+
+    fn call_argument_types(
+        &self,
+        name: &str,
+    ) -> Option<Vec<datafusion::arrow::datatypes::DataType>> {
+        procedures::find(name).map(procedures::argument_types)
+    }
+
+    fn call_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        procedures::find(name).map(procedures::result_schema)
     }
 }
 

@@ -16,6 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::api::ApiClient;
 use crate::table::ProductiveOptions;
+use crate::write::{WriteContext, procedures};
 use schema::ProductiveSchema;
 
 /// The database name clients connect to.
@@ -38,6 +39,8 @@ pub const CUSTOMIZABLE_TABLES: [&str; 9] = [
 #[derive(Debug, Clone, Default)]
 pub struct SessionDefaults {
     pub use_custom_fields: bool,
+    /// Refuse every write and procedure call.
+    pub read_only: bool,
 }
 
 /// A new session over the organization `client` reaches.
@@ -47,8 +50,12 @@ pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionCont
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(DATABASE, "public")
-        .with_option_extension(options);
+        .with_option_extension(options)
+        .with_extension(Arc::new(
+            WriteContext::new(defaults.read_only).with_client(client.clone()),
+        ));
     let ctx = SessionContext::new_with_config(config);
+    procedures::register_functions(&ctx, &client, defaults.read_only);
     let schema = Arc::new(ProductiveSchema::new(client, ctx.state_weak_ref()));
     let catalog = MemoryCatalogProvider::new();
     catalog

@@ -17,6 +17,7 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, LogicalPlan, WriteOp};
 use datafusion::scalar::ScalarValue;
@@ -30,7 +31,7 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{Execute, PortalSuspended};
@@ -42,9 +43,11 @@ use tracing::{Instrument, debug};
 use super::Backend;
 use super::catalog;
 use super::errors::ServerError;
+use super::returning;
 use super::session::{Cursor, Session, guard_stream};
 use super::statements::{self, Route, Utility};
 use crate::error::{SqlError, codes};
+use crate::write::WriteContext;
 
 /// A statement parsed by an extended-protocol Parse message.
 pub type PreparedStatement = Arc<Prepared>;
@@ -75,9 +78,10 @@ pub struct QueryHandler {
 impl QueryHandler {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> QueryHandler {
         QueryHandler {
-            backend,
+            backend: backend.clone(),
             parser: Arc::new(Parser {
                 sql: PostgresCompatibilityParser::new(),
+                backend,
             }),
         }
     }
@@ -86,6 +90,8 @@ impl QueryHandler {
 /// Parses SQL text into statements ready for routing.
 pub struct Parser {
     sql: PostgresCompatibilityParser,
+    /// Knows the result columns of procedures, for Describe.
+    backend: Arc<dyn Backend>,
 }
 
 /// Client queries DataFusion cannot run, with an equivalent it can.
@@ -254,19 +260,23 @@ fn is_row_returning(stmt: &Statement) -> bool {
 
 impl QueryHandler {
     /// Runs a statement DataFusion plans, returning rows or a command tag.
+    /// Notices the statement raised are added to `notices`.
     async fn run_plan(
         &self,
         session: &Session,
         stmt: &Statement,
         plan: Option<LogicalPlan>,
         format: &Format,
+        notices: &mut Vec<String>,
     ) -> Result<Response, ServerError> {
+        let stripped = returning::strip_returning(stmt)?;
         let plan = match plan {
             Some(plan) => plan,
             None => {
+                let planned = stripped.as_ref().map(|(s, _)| s).unwrap_or(stmt);
                 let state = session.ctx.state();
                 state
-                    .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+                    .statement_to_plan(DfStatement::Statement(Box::new(planned.clone())))
                     .await?
             }
         };
@@ -277,6 +287,13 @@ impl QueryHandler {
             LogicalPlan::Dml(DmlStatement { op, .. }) => Some(op.clone()),
             _ => None,
         };
+        let writes = WriteContext::of(&session.ctx);
+        if dml_op.is_some()
+            && let Some(writes) = &writes
+        {
+            // Whatever an earlier, failed statement left is not ours.
+            writes.take_outcome();
+        }
         let frame = session.ctx.execute_logical_plan(plan).await?;
 
         if let Some(op) = dml_op {
@@ -285,7 +302,25 @@ impl QueryHandler {
             while let Some(batch) = batches.next().await {
                 count += affected_rows(&batch?);
             }
+            let outcome = writes.map(|w| w.take_outcome()).unwrap_or_default();
+            notices.extend(outcome.notices);
             let count = usize::try_from(count).unwrap_or(usize::MAX);
+            if let Some((_, returning)) = stripped {
+                let frame =
+                    returning::returning_frame(&session.ctx, &returning, outcome.returned).await?;
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let batch =
+                    datafusion::arrow::compute::concat_batches(&schema, &frame.collect().await?)
+                        .map_err(datafusion::error::DataFusionError::from)?;
+                let tag = match op {
+                    WriteOp::Insert(_) => "INSERT 0",
+                    WriteOp::Update => "UPDATE",
+                    _ => "DELETE",
+                };
+                return Ok(Response::Query(batch_response(
+                    session, batch, format, tag,
+                )?));
+            }
             let tag = match op {
                 WriteOp::Insert(_) => Tag::new("INSERT").with_oid(0).with_rows(count),
                 WriteOp::Update => Tag::new("UPDATE").with_rows(count),
@@ -323,6 +358,7 @@ impl QueryHandler {
         client: &mut C,
         utility: &Utility,
         format: &Format,
+        params: Option<ParamValues>,
     ) -> Result<Response, ServerError>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -445,7 +481,7 @@ impl QueryHandler {
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
             }
             Utility::Call { name, args } => {
-                let values = evaluate_args(session, args).await?;
+                let values = evaluate_args(session, args, params).await?;
                 match self.backend.call(&session.ctx, name, values).await? {
                     Some(batch) => Ok(Response::Query(batch_response(
                         session, batch, format, "CALL",
@@ -469,15 +505,19 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let route = statements::route(&stmt)?;
+        let route = route_of(self.backend.as_ref(), &stmt)?;
         may_run(&route, client.transaction_status())?;
         match route {
             Route::Plan => {
-                self.run_plan(session, &stmt, None, &Format::UnifiedText)
-                    .await
+                let mut notices = Vec::new();
+                let response = self
+                    .run_plan(session, &stmt, None, &Format::UnifiedText, &mut notices)
+                    .await;
+                send_notices(client, notices).await?;
+                response
             }
             Route::Utility(utility) => {
-                self.run_utility(session, client, &utility, &Format::UnifiedText)
+                self.run_utility(session, client, &utility, &Format::UnifiedText, None)
                     .await
             }
         }
@@ -513,22 +553,89 @@ fn affected_rows(batch: &RecordBatch) -> u64 {
         .unwrap_or(0)
 }
 
-/// Evaluates CALL arguments as constant expressions.
-async fn evaluate_args(
-    session: &Session,
-    args: &[datafusion::sql::sqlparser::ast::Expr],
-) -> Result<Vec<ScalarValue>, ServerError> {
-    if args.is_empty() {
-        return Ok(vec![]);
-    }
+/// `SELECT <args>`: how CALL arguments are typed and evaluated.
+fn args_query(args: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
     let list = args
         .iter()
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    format!("SELECT {list}")
+}
+
+/// `SELECT * FROM proc(args) [AS alias]`, the form JDBC's default escape
+/// mode turns `{call proc(?)}` into: the procedure name and its arguments.
+fn procedure_select(
+    stmt: &Statement,
+) -> Option<(String, Vec<datafusion::sql::sqlparser::ast::Expr>)> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, SelectItem, TableFactor};
+    let Statement::Query(query) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let only_star =
+        select.projection.len() == 1 && matches!(select.projection[0], SelectItem::Wildcard(_));
+    if !only_star || select.from.len() != 1 || select.selection.is_some() {
+        return None;
+    }
+    let from = &select.from[0];
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = &from.relation
+    else {
+        return None;
+    };
+    let name = name.0.last()?.as_ident()?.value.clone();
+    let args = args
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((name, args))
+}
+
+/// The route of a statement; a `SELECT * FROM proc(...)` of a known
+/// procedure is a CALL.
+fn route_of(backend: &dyn Backend, stmt: &Statement) -> Result<Route, ServerError> {
+    if let Some((name, args)) = procedure_select(stmt)
+        && backend.call_schema(&name).is_some()
+    {
+        return Ok(Route::Utility(Utility::Call { name, args }));
+    }
+    statements::route(stmt)
+}
+
+/// Evaluates CALL arguments as constant expressions, with the values of
+/// `$n` parameters when the extended protocol bound some.
+async fn evaluate_args(
+    session: &Session,
+    args: &[datafusion::sql::sqlparser::ast::Expr],
+    params: Option<ParamValues>,
+) -> Result<Vec<ScalarValue>, ServerError> {
+    if args.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut plan = session
+        .ctx
+        .state()
+        .create_logical_plan(&args_query(args))
+        .await?;
+    if let Some(params) = params {
+        plan = plan.replace_params_with_values(&params)?;
+    }
     let batches = session
         .ctx
-        .sql(&format!("SELECT {list}"))
+        .execute_logical_plan(plan)
         .await?
         .collect()
         .await?;
@@ -546,6 +653,23 @@ async fn evaluate_args(
         .iter()
         .map(|c| ScalarValue::try_from_array(c.as_ref(), 0).map_err(ServerError::from))
         .collect()
+}
+
+/// Sends notices raised by a statement, before its completion.
+async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> Result<(), ServerError>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for notice in notices {
+        let info = ErrorInfo::new("NOTICE".to_owned(), "00000".to_owned(), notice);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await
+            .map_err(|e| ServerError::Protocol(PgWireError::from(e)))?;
+    }
+    Ok(())
 }
 
 async fn report<C>(client: &mut C, name: String, value: String) -> Result<(), ServerError>
@@ -671,15 +795,25 @@ impl Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        let route = statements::route(&statement)?;
+        let route = route_of(self.backend.as_ref(), &statement)?;
         let (plan, param_data_types, result_schema) = match &route {
             Route::Plan => {
+                let stripped = returning::strip_returning(&statement)?;
+                let planned = stripped.as_ref().map(|(s, _)| s).unwrap_or(&statement);
                 let state = session.ctx.state();
                 let plan = state
-                    .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+                    .statement_to_plan(DfStatement::Statement(Box::new(planned.clone())))
                     .await?;
                 let params = parameter_data_types(&plan)?;
                 let schema = match &plan {
+                    LogicalPlan::Dml(_) if stripped.is_some() => {
+                        let returning = stripped.as_ref().map(|(_, r)| r).ok_or_else(|| {
+                            ServerError::Sql(SqlError::new(codes::INTERNAL_ERROR, "RETURNING"))
+                        })?;
+                        let frame =
+                            returning::returning_frame(&session.ctx, returning, vec![]).await?;
+                        Some(Arc::new(frame.schema().as_arrow().clone()))
+                    }
                     LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
                     plan if plan.schema().fields().is_empty() => None,
                     plan => Some(Arc::new(plan.schema().as_arrow().clone())),
@@ -699,6 +833,32 @@ impl Parser {
                 let cursors = session.cursors.lock().await;
                 let cursor = cursors.get(name).ok_or_else(|| missing_cursor(name))?;
                 (None, vec![], Some(cursor.schema.clone()))
+            }
+            Route::Utility(Utility::Call { name, args }) => {
+                let params = if args.is_empty() {
+                    vec![]
+                } else {
+                    let plan = session
+                        .ctx
+                        .state()
+                        .create_logical_plan(&args_query(args))
+                        .await?;
+                    let mut types = parameter_data_types(&plan)?;
+                    // A bare `$n` argument takes the procedure's argument type.
+                    let declared = self.backend.call_argument_types(name).unwrap_or_default();
+                    for (arg, ty) in args.iter().zip(declared) {
+                        if let datafusion::sql::sqlparser::ast::Expr::Value(v) = arg
+                            && let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value
+                            && let Ok(n) = p.trim_start_matches('$').parse::<usize>()
+                            && let Some(slot) = n.checked_sub(1).and_then(|i| types.get_mut(i))
+                            && slot.is_none()
+                        {
+                            *slot = Some(ty);
+                        }
+                    }
+                    types
+                };
+                (None, params, self.backend.call_schema(name))
             }
             Route::Utility(_) => (None, vec![], None),
         };
@@ -753,17 +913,44 @@ impl QueryHandler {
                     Some(plan) => Some(plan.clone().replace_params_with_values(&values)?),
                     None => None,
                 };
-                self.run_plan(
-                    session,
-                    &prepared.statement,
-                    plan,
-                    &portal.result_column_format,
-                )
-                .await
+                let mut notices = Vec::new();
+                let response = self
+                    .run_plan(
+                        session,
+                        &prepared.statement,
+                        plan,
+                        &portal.result_column_format,
+                        &mut notices,
+                    )
+                    .await;
+                send_notices(client, notices).await?;
+                response
             }
             Route::Utility(utility) => {
-                self.run_utility(session, client, utility, &portal.result_column_format)
-                    .await
+                // Only CALL arguments can hold parameters.
+                let params = match utility {
+                    Utility::Call { .. } if !prepared.param_types.is_empty() => {
+                        let inferred: Vec<Option<&DataType>> = prepared
+                            .param_data_types
+                            .iter()
+                            .map(Option::as_ref)
+                            .collect();
+                        let wire: Vec<Option<&Type>> =
+                            prepared.param_types.iter().map(Some).collect();
+                        Some(deserialize_parameters_with_server_types(
+                            portal, &inferred, &wire,
+                        )?)
+                    }
+                    _ => None,
+                };
+                self.run_utility(
+                    session,
+                    client,
+                    utility,
+                    &portal.result_column_format,
+                    params,
+                )
+                .await
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod errors;
 pub mod handler;
+pub mod returning;
 pub mod session;
 pub mod statements;
 pub mod tls;
@@ -77,6 +78,23 @@ pub trait Backend: Send + Sync + 'static {
             codes::UNDEFINED_FUNCTION,
             format!("procedure {name} does not exist"),
         ))
+    }
+
+    /// The columns `CALL <name>(...)` answers with, for the extended
+    /// protocol's Describe; `None` when unknown or when it returns no rows.
+    fn call_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        let _ = name;
+        None
+    }
+
+    /// The argument types of procedure `name`, by position, so that `$n`
+    /// arguments of a prepared CALL get a type.
+    fn call_argument_types(
+        &self,
+        name: &str,
+    ) -> Option<Vec<datafusion::arrow::datatypes::DataType>> {
+        let _ = name;
+        None
     }
 }
 

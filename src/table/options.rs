@@ -74,6 +74,9 @@ extensions_options! {
         pub max_requests: u64, default = 0
         /// Pages of one scan fetched at the same time.
         pub page_concurrency: u64, default = 8
+        /// An UPDATE or DELETE without WHERE that would change more rows
+        /// than this is refused before any write (0: no limit).
+        pub unfiltered_write_limit: u64, default = 50
     }
 }
 

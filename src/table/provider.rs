@@ -8,6 +8,7 @@ use datafusion::catalog::Session;
 use datafusion::common::Constraints;
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -189,5 +190,31 @@ impl datafusion::catalog::TableProvider for ProductiveTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let options = session_options(state);
         Ok(self.plan_scan(projection, filters, limit, &options))
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::write::plan_insert(self, state, input, insert_op)
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::write::plan_update(self, state, assignments, filters)
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::write::plan_delete(self, state, filters)
     }
 }
