@@ -247,6 +247,7 @@ mod tests {
             tls: None,
             max_connections: 10,
             demo: None,
+            read_only: false,
         }
     }
 
@@ -359,7 +360,7 @@ pub async fn export(
     use_custom_fields: bool,
 ) -> Result<()> {
     let (client, sim) = open_api(api).await?;
-    let ctx = crate::gateway::new_session(client.clone(), &SessionDefaults { use_custom_fields });
+    let ctx = crate::gateway::new_session(client.clone(), &SessionDefaults { use_custom_fields, read_only: true });
     let summary = match &output {
         Some(path) => {
             let file = std::fs::File::create(path)

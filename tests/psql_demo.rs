@@ -50,6 +50,7 @@ async fn a_new_user_tries_the_demo_with_psql() {
         tls: None,
         max_connections: 8,
         demo: Some(DemoOptions::default()),
+        read_only: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(settings, async move {
