@@ -238,6 +238,36 @@ async fn psql_describe_shows_keys_and_references() {
     )
     .await;
     assert!(triggers.is_empty());
+
+    // pgjdbc getTables and Metabase join table comments on the catalog oid.
+    let remarks = rows(
+        &client,
+        "SELECT c.relname, d.description FROM pg_catalog.pg_class c LEFT JOIN \
+         pg_catalog.pg_description d ON (c.oid = d.objoid AND d.objsubid = 0 AND d.classoid = \
+         'pg_class'::regclass) WHERE c.relname = 'tasks'",
+    )
+    .await;
+    assert_eq!(
+        remarks,
+        vec![vec![Some("tasks".into()), Some("Work items".into())]]
+    );
+
+    // SQLAlchemy's index reflection reads reloptions and filters on
+    // pg_get_expr(indpred) being NULL, as Metabase's index sync does.
+    let indexes = rows(
+        &client,
+        "SELECT cls.relname, cls.reloptions IS NULL FROM pg_catalog.pg_index i JOIN \
+         pg_catalog.pg_class cls ON i.indexrelid = cls.oid WHERE \
+         pg_catalog.pg_get_expr(i.indpred, i.indrelid) IS NULL ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        indexes,
+        vec![
+            vec![Some("projects_pkey".into()), Some("t".into())],
+            vec![Some("tasks_pkey".into()), Some("t".into())],
+        ]
+    );
 }
 
 #[tokio::test]

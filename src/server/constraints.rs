@@ -297,6 +297,22 @@ fn retyped(schema: &SchemaRef, types: &[(&str, DataType)]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// pg_class with a `reloptions` column (`text[]`, always NULL here: no
+/// storage options), which SQLAlchemy's index reflection reads and the
+/// exported pg_class lacks.
+fn with_reloptions(schema: &SchemaRef) -> SchemaRef {
+    if schema.field_with_name("reloptions").is_ok() {
+        return schema.clone();
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(
+        "reloptions",
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
 /// Which catalog table a [`KeyTable`] stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyTableKind {
@@ -339,7 +355,7 @@ impl KeyTable {
                 &[("conkey", list.clone()), ("confkey", list)],
             ),
             KeyTableKind::Index => retyped(&inner.schema(), &[("indkey", list)]),
-            KeyTableKind::Class => inner.schema(),
+            KeyTableKind::Class => with_reloptions(&inner.schema()),
         };
         KeyTable {
             kind,
@@ -505,7 +521,15 @@ impl TableProvider for KeyTable {
                 let plan = self.inner.scan(state, None, &[], None).await?;
                 let mut out = Vec::new();
                 for batch in collect(plan, state.task_ctx()).await? {
-                    out.push(self.mark_keyed(batch)?);
+                    let batch = self.mark_keyed(batch)?;
+                    let mut columns = batch.columns().to_vec();
+                    for field in self.schema.fields().iter().skip(columns.len()) {
+                        columns.push(datafusion::arrow::array::new_null_array(
+                            field.data_type(),
+                            batch.num_rows(),
+                        ));
+                    }
+                    out.push(RecordBatch::try_new(self.schema.clone(), columns)?);
                 }
                 out.push(rows_batch(&self.schema, &self.class_rows())?);
                 out

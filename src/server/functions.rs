@@ -2,7 +2,8 @@
 //! datafusion-pg-catalog provide, answered as PostgreSQL answers them for a
 //! database with no user-defined functions, views, triggers or sequences:
 //! visibility checks are true, definitions of objects we do not have are
-//! NULL, and the server is never a standby.
+//! NULL (`pg_get_expr` included: there are no stored expressions), and
+//! the server is never a standby.
 //!
 //! `to_regtype` resolves the built-in type names clients probe for (psycopg
 //! asks for `hstore`, which does not exist, so NULL). `current_setting`
@@ -217,6 +218,9 @@ pub fn install_functions(ctx: &SessionContext) {
         Constant::new("pg_get_function_arguments", ScalarValue::from("")),
         Constant::new("pg_get_function_identity_arguments", ScalarValue::from("")),
         Constant::new("pg_get_triggerdef", text_null.clone()),
+        // No column defaults, index predicates or expressions exist here,
+        // and clients test the result with IS NULL (Metabase's index sync).
+        Constant::new("pg_get_expr", text_null.clone()),
         Constant::new("pg_get_viewdef", text_null.clone()),
         Constant::new("pg_get_serial_sequence", text_null.clone()),
         Constant::new("shobj_description", text_null.clone()),

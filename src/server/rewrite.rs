@@ -57,6 +57,14 @@ const TEXT_FIXES: &[(&str, &str)] = &[
         "(t.typrelid = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
          WHERE c.oid = t.typrelid AND c.relkind = 'c'))",
     ),
+    // Comments are joined on classoid = 'pg_class'::regclass (pgjdbc
+    // getTables, Metabase, DBeaver); the catalog resolves such casts by
+    // name to session oids, not to the fixed oids of the system catalogs.
+    ("'pg_class'::regclass", "1259"),
+    ("'pg_namespace'::regclass", "2615"),
+    ("'pg_constraint'::regclass", "2606"),
+    ("'pg_proc'::regclass", "1255"),
+    ("'pg_type'::regclass", "1247"),
     // pgjdbc's type cache compares typinput with a regproc literal; our
     // typinput holds the function's name.
     (
