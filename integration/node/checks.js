@@ -69,7 +69,13 @@ async function main() {
       code = err.code;
     }
     expect(code === '42703', `code ${code}`);
-    expect((await c.query('SELECT 1 AS one')).rows[0].one === 1, 'after error');
+    expect(Number((await c.query('SELECT 1 AS one')).rows[0].one) === 1, 'after error');
+  });
+  await check('integer literal type', async (c) => {
+    // PostgreSQL types a small integer literal as integer (oid 23).
+    const r = await c.query('SELECT 1 AS one');
+    expect(r.fields[0].dataTypeID === 23, `type oid ${r.fields[0].dataTypeID}`);
+    expect(r.rows[0].one === 1, `value ${JSON.stringify(r.rows[0].one)}`);
   });
   await check('UPDATE row count', async (c) => {
     const r = await c.query('UPDATE tasks SET title = title WHERE id = $1', [first.id]);
