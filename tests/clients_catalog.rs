@@ -174,8 +174,9 @@ async fn psql_describe_shows_keys_and_references() {
         &format!(
             "SELECT c2.relname, i.indisprimary, i.indisunique, i.indisclustered, i.indisvalid, \
              pg_catalog.pg_get_indexdef(i.indexrelid, 0, true),\n  \
-             pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, condeferred, \
-             i.indisreplident, c2.reltablespace\nFROM pg_catalog.pg_class c, pg_catalog.pg_class c2, \
+             pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, \
+             condeferred, i.indisreplident, c2.reltablespace\nFROM pg_catalog.pg_class c, \
+             pg_catalog.pg_class c2, \
              pg_catalog.pg_index i\n  LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = \
              i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x'))\nWHERE c.oid = \
              '{tasks}' AND c.oid = i.indrelid AND i.indexrelid = c2.oid\nORDER BY i.indisprimary \
@@ -278,8 +279,8 @@ async fn pgjdbc_key_metadata_queries_answer() {
     let primary = rows(
         &client,
         "SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, \
-         result.KEY_SEQ, result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM,   \
-         ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,   \
+         result.KEY_SEQ, result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, \
+         n.nspname AS TABLE_SCHEM,   ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,   \
          (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME,   \
          information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM FROM \
          pg_catalog.pg_class ct   JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)   JOIN \
@@ -375,7 +376,8 @@ async fn copy_to_stdout_in_text_and_csv() {
     assert_eq!(text, "10\tDraft, then review\n11\tSay \"hi\"\n12\tShip\n");
 
     let csv = read(
-        "COPY (SELECT id, title FROM tasks ORDER BY id LIMIT 2) TO STDOUT WITH (FORMAT csv, HEADER)",
+        "COPY (SELECT id, title FROM tasks ORDER BY id LIMIT 2) \
+         TO STDOUT WITH (FORMAT csv, HEADER)",
     )
     .await;
     assert_eq!(

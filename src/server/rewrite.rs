@@ -221,8 +221,9 @@ mod tests {
     #[test]
     fn psql_trigger_parents_are_null() {
         let sql = "SELECT t.tgname,\n  CASE WHEN t.tgparentid != 0 THEN\n    (SELECT u.tgrelid \
-                   FROM pg_catalog.pg_partition_ancestors(t.tgrelid) WITH ORDINALITY AS a(relid, depth) \
-                   LIMIT 1)\n  END AS parent\nFROM pg_catalog.pg_trigger t";
+                   FROM pg_catalog.pg_partition_ancestors(t.tgrelid) \
+                   WITH ORDINALITY AS a(relid, depth) LIMIT 1)\n  END AS parent\n\
+                   FROM pg_catalog.pg_trigger t";
         assert_eq!(
             fix_text(sql),
             "SELECT t.tgname,\n  NULL AS parent\nFROM pg_catalog.pg_trigger t"
