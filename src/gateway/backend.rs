@@ -13,7 +13,9 @@ use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::catalog::Catalog;
 use crate::error::{SqlError, codes};
 use crate::secret::Secret;
-use crate::server::{Backend, Login, TableComment, install_catalog};
+use crate::server::{
+    Backend, ForeignKey, Login, TableComment, TableKeys, install_catalog, install_keys,
+};
 use crate::table::TableDef;
 use crate::write::procedures;
 
@@ -88,6 +90,45 @@ fn comments() -> &'static [TableComment] {
     })
 }
 
+/// Every table's primary key (`id`) and the foreign keys of its
+/// relationship columns onto the tables that serve the related type.
+fn keys() -> &'static [TableKeys] {
+    static KEYS: OnceLock<Vec<TableKeys>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let catalog = Catalog::get();
+        let table_of_type: std::collections::HashMap<&str, &str> = catalog
+            .tables()
+            .iter()
+            .map(|t| (t.json_api_type(), t.name))
+            .collect();
+        catalog
+            .tables()
+            .iter()
+            .map(|table| {
+                let foreign_keys = table
+                    .resource
+                    .relationships
+                    .iter()
+                    .filter(|rel| rel.is_to_one() && rel.includable)
+                    .filter_map(|rel| {
+                        let target = table_of_type.get(rel.target_type.as_deref()?)?;
+                        Some(ForeignKey {
+                            column: format!("{}_id", rel.name),
+                            references: (*target).to_owned(),
+                            referenced_column: "id".to_owned(),
+                        })
+                    })
+                    .collect();
+                TableKeys {
+                    table: table.name.to_owned(),
+                    primary_key: Some("id".to_owned()),
+                    foreign_keys,
+                }
+            })
+            .collect()
+    })
+}
+
 #[async_trait]
 impl Backend for GatewayBackend {
     async fn check_login(&self, organization_id: &str, token: &str) -> Result<(), SqlError> {
@@ -125,9 +166,11 @@ impl Backend for GatewayBackend {
             }
         };
         let ctx = new_session(client, &self.defaults);
-        install_catalog(&ctx, DATABASE, comments()).map_err(|e| {
-            SqlError::new(codes::INTERNAL_ERROR, format!("setting up pg_catalog: {e}"))
-        })?;
+        install_catalog(&ctx, DATABASE, comments())
+            .and_then(|()| install_keys(&ctx, keys()))
+            .map_err(|e| {
+                SqlError::new(codes::INTERNAL_ERROR, format!("setting up pg_catalog: {e}"))
+            })?;
         Ok(ctx)
     }
 

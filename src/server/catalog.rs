@@ -32,6 +32,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
+use super::constraints::{self, KeyStore, KeyTable, KeyTableKind};
 use super::statements::SERVER_VERSION;
 
 /// A comment on a table (`column: None`) or on one of its columns.
@@ -99,6 +100,8 @@ pub fn install_catalog(
         state_ref.write().config_mut().set_extension(store.clone());
     }
 
+    let keys = constraints::install_store(ctx);
+
     let catalog = ctx
         .catalog(database)
         .ok_or_else(|| DataFusionError::Configuration(format!("catalog {database} not found")))?;
@@ -106,6 +109,7 @@ pub fn install_catalog(
         let wrapped = Arc::new(PgCatalogWithComments {
             inner,
             store: store.clone(),
+            keys,
         });
         catalog.register_schema("pg_catalog", wrapped)?;
     }
@@ -115,6 +119,7 @@ pub fn install_catalog(
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SizePretty::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(TableSize::new()));
+    super::functions::install_functions(ctx);
     Ok(())
 }
 
@@ -127,20 +132,28 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
     let Some(store) = ctx.state().config().get_extension::<CommentStore>() else {
         return Ok(());
     };
-    if store.comments.is_empty() {
+    let has_keys = ctx
+        .state()
+        .config()
+        .get_extension::<KeyStore>()
+        .is_some_and(|keys| !keys.is_empty());
+    if store.comments.is_empty() && !has_keys {
         return Ok(());
     }
+    // Tables only (relkind 'r'): index rows of pg_class must not shadow them.
     let batches = ctx
         .sql(
             "SELECT CAST(c.oid AS BIGINT) AS oid, c.relname, \
-             CAST(a.attnum AS BIGINT) AS attnum, a.attname \
+             CAST(a.attnum AS BIGINT) AS attnum, a.attname, \
+             CAST(c.relnamespace AS BIGINT) AS relnamespace \
              FROM pg_catalog.pg_class c \
-             LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid",
+             LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+             WHERE c.relkind <> 'i'",
         )
         .await?
         .collect()
         .await?;
-    let mut tables: HashMap<String, i64> = HashMap::new();
+    let mut tables: HashMap<String, (i64, i64)> = HashMap::new();
     let mut columns: HashMap<(i64, String), i64> = HashMap::new();
     for batch in &batches {
         let oids = batch.column(0).as_primitive::<Int64Type>();
@@ -149,20 +162,29 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
         let attnums = batch.column(2).as_primitive::<Int64Type>();
         let attnames = cast(batch.column(3), &DataType::Utf8)?;
         let attnames = attnames.as_string::<i32>();
+        let namespaces = batch.column(4).as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
             if oids.is_null(row) || names.is_null(row) {
                 continue;
             }
             let oid = oids.value(row);
-            tables.entry(names.value(row).to_owned()).or_insert(oid);
+            let namespace = if namespaces.is_null(row) {
+                0
+            } else {
+                namespaces.value(row)
+            };
+            tables
+                .entry(names.value(row).to_owned())
+                .or_insert((oid, namespace));
             if !attnums.is_null(row) && !attnames.is_null(row) {
                 columns.insert((oid, attnames.value(row).to_owned()), attnums.value(row));
             }
         }
     }
+    constraints::resolve_keys(ctx, &tables, &columns);
     let mut resolved = HashMap::new();
     for comment in &store.comments {
-        let Some(&oid) = tables.get(&comment.table) else {
+        let Some(&(oid, _)) = tables.get(&comment.table) else {
             continue;
         };
         let subid = match &comment.column {
@@ -413,6 +435,7 @@ impl ScalarUDFImpl for TableSize {
 struct PgCatalogWithComments {
     inner: Arc<dyn SchemaProvider>,
     store: Arc<CommentStore>,
+    keys: Arc<KeyStore>,
 }
 
 #[async_trait]
@@ -428,7 +451,15 @@ impl SchemaProvider for PgCatalogWithComments {
                 inner,
                 store: self.store.clone(),
             }))),
-            other => Ok(other),
+            Some(inner) => match KeyTableKind::of(name) {
+                Some(kind) => Ok(Some(Arc::new(KeyTable::new(
+                    kind,
+                    inner,
+                    self.keys.clone(),
+                )))),
+                None => Ok(Some(inner)),
+            },
+            None => Ok(None),
         }
     }
 

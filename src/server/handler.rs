@@ -42,8 +42,10 @@ use tracing::{Instrument, debug};
 
 use super::Backend;
 use super::catalog;
+use super::copy;
 use super::errors::ServerError;
 use super::returning;
+use super::rewrite;
 use super::session::{Cursor, Session, guard_stream};
 use super::statements::{self, Route, Utility};
 use crate::error::{SqlError, codes};
@@ -99,11 +101,18 @@ pub struct Parser {
 /// psql 15's `\d+` lists storage options through `array(subquery)`, which
 /// DataFusion lacks, over a `reloptions` column the catalog does not have;
 /// our tables have no storage options, so an empty list is the answer.
-const CLIENT_QUERY_FIXES: &[(&str, &str)] = &[(
-    "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x \
-     from pg_catalog.unnest(tc.reloptions) x), ', ')",
-    "''",
-)];
+///
+/// psql 15's `\du` lists role memberships through `ARRAY(SELECT ...)`; the
+/// same subquery aggregated gives the list (NULL rather than `{}` when a
+/// role is a member of none).
+const CLIENT_QUERY_FIXES: &[(&str, &str)] = &[
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x \
+         from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "''",
+    ),
+    ("ARRAY(SELECT b.rolname\n", "(SELECT array_agg(b.rolname)\n"),
+];
 
 impl Parser {
     fn parse(&self, sql: &str) -> Result<Vec<Statement>, ServerError> {
@@ -113,7 +122,9 @@ impl Parser {
                 fixed = std::borrow::Cow::Owned(fixed.replace(from, to));
             }
         }
+        let fixed = rewrite::fix_text(&fixed);
         let mut statements = self.sql.parse(&fixed)?;
+        statements.iter_mut().for_each(rewrite::fix_statement);
         statements.iter_mut().for_each(statements::name_columns);
         Ok(statements)
     }
@@ -505,6 +516,13 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some((query, format)) = copy::to_query(&stmt)? {
+            may_run(&Route::Plan, client.transaction_status())?;
+            let rows = self
+                .run_plan(session, &query, None, &Format::UnifiedText, &mut Vec::new())
+                .await?;
+            return copy::copy_out(rows, format);
+        }
         let route = route_of(self.backend.as_ref(), &stmt)?;
         may_run(&route, client.transaction_status())?;
         match route {
@@ -531,8 +549,8 @@ fn missing_cursor(name: &str) -> ServerError {
     ))
 }
 
-/// Whether the statement reads comments, which are resolved against the
-/// session's current table oids first.
+/// Whether the statement reads comments or keys, which are resolved against
+/// the session's current table oids first.
 fn stmt_mentions_descriptions(stmt: &Statement) -> bool {
     let Statement::Query(query) = stmt else {
         return false;
@@ -541,7 +559,15 @@ fn stmt_mentions_descriptions(stmt: &Statement) -> bool {
         return false;
     }
     let text = query.to_string().to_ascii_lowercase();
-    text.contains("description")
+    [
+        "description",
+        "pg_constraint",
+        "pg_index",
+        "pg_class",
+        "regclass",
+    ]
+    .iter()
+    .any(|word| text.contains(word))
 }
 
 /// Row count reported by a DML plan (one UInt64 `count` column).
@@ -796,7 +822,10 @@ impl Parser {
             return Ok(None);
         };
         let route = route_of(self.backend.as_ref(), &statement)?;
+        let is_copy = copy::to_query(&statement)?.is_some();
         let (plan, param_data_types, result_schema) = match &route {
+            // COPY is planned when it runs; it describes as returning no rows.
+            Route::Plan if is_copy => (None, vec![], None),
             Route::Plan => {
                 let stripped = returning::strip_returning(&statement)?;
                 let planned = stripped.as_ref().map(|(s, _)| s).unwrap_or(&statement);
@@ -900,6 +929,12 @@ impl QueryHandler {
     {
         let prepared = &portal.statement.statement;
         may_run(&prepared.route, client.transaction_status())?;
+        if let Some((query, format)) = copy::to_query(&prepared.statement)? {
+            let rows = self
+                .run_plan(session, &query, None, &Format::UnifiedText, &mut Vec::new())
+                .await?;
+            return copy::copy_out(rows, format);
+        }
         match &prepared.route {
             Route::Plan => {
                 let inferred: Vec<Option<&DataType>> = prepared
@@ -1062,7 +1097,11 @@ impl QueryHandler {
                     status = status.to_idle_state();
                 }
                 Response::Error(info) => return Err(PgWireError::UserError(info)),
-                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                Response::CopyOut(copy) => {
+                    *portal.state().lock().await = PortalExecutionState::Finished;
+                    pgwire::api::copy::send_copy_out_response(client, copy).await?;
+                }
+                Response::CopyIn(_) | Response::CopyBoth(_) => {
                     return Err(ServerError::Sql(SqlError::new(
                         codes::FEATURE_NOT_SUPPORTED,
                         "COPY is not supported",

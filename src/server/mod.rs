@@ -10,9 +10,13 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod constraints;
+pub mod copy;
 pub mod errors;
+pub mod functions;
 pub mod handler;
 pub mod returning;
+pub mod rewrite;
 pub mod session;
 pub mod statements;
 pub mod tls;
@@ -44,6 +48,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::error::{SqlError, codes};
 pub use auth::Secret;
 pub use catalog::{TableComment, install_catalog};
+pub use constraints::{ForeignKey, TableKeys, install_keys};
 use handler::PreparedStatement;
 use session::StatementControl;
 

@@ -588,7 +588,12 @@ fn normalize(setting: &Setting, value: &str) -> Result<String, ServerError> {
             _ => Err(invalid_value(setting.name, value)),
         },
         "client_encoding" => {
-            let upper = trimmed.to_ascii_uppercase().replace(['-', '_'], "");
+            // asyncpg sends `'utf-8'` in the startup packet, quotes included,
+            // and PostgreSQL accepts it.
+            let upper = trimmed
+                .trim_matches('\'')
+                .to_ascii_uppercase()
+                .replace(['-', '_'], "");
             if upper == "UTF8" || upper == "UNICODE" {
                 Ok("UTF8".to_owned())
             } else {
@@ -996,6 +1001,22 @@ mod tests {
         ));
         let err = route(&parse("EXPLAIN ANALYZE DELETE FROM t")).unwrap_err();
         assert!(matches!(err, ServerError::Sql(ref e) if e.code == "0A000"));
+    }
+
+    #[test]
+    fn client_encoding_accepts_quoted_spellings() {
+        let setting = Setting::ALL
+            .iter()
+            .find(|s| s.name == "client_encoding")
+            .expect("client_encoding is a known setting");
+        for value in ["UTF8", "utf-8", "'utf-8'", "unicode"] {
+            assert_eq!(
+                normalize(setting, value).ok().as_deref(),
+                Some("UTF8"),
+                "{value}"
+            );
+        }
+        assert!(normalize(setting, "LATIN1").is_err());
     }
 
     #[test]
