@@ -229,3 +229,119 @@ pub async fn sim(settings: SimSettings, shutdown: impl Future<Output = ()>) -> R
     server.shutdown().await;
     Ok(())
 }
+
+/// Settings of the `replicate` command.
+#[derive(Debug, Clone)]
+pub struct ReplicateSettings {
+    pub api_url: String,
+    /// Organization id and token.
+    pub credentials: Option<(String, Secret)>,
+    pub options: crate::transfer::ReplicateOptions,
+    /// Run again at this interval until shut down; `None`: run once.
+    pub schedule: Option<Duration>,
+    /// Replicate the built-in demo organization.
+    pub demo: Option<DemoOptions>,
+    /// Draw progress bars when stderr is a terminal.
+    pub progress: bool,
+}
+
+/// Parses a schedule interval: `90s`, `5m`, `2h`, `1d`, or seconds.
+///
+/// # Errors
+/// Anything else, or zero.
+pub fn parse_interval(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not an interval such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("{text:?} is not an interval such as 30s, 5m or 1h"),
+    };
+    if secs == 0 {
+        bail!("the schedule interval must be longer than zero");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs `replicate` once, or on its schedule until `shutdown` resolves,
+/// printing a summary per run on stdout. Returns the last run's report.
+///
+/// # Errors
+/// Bad settings, a target that cannot be opened, an unknown table.
+pub async fn replicate(
+    settings: ReplicateSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<crate::transfer::RunReport> {
+    let mut sim = None;
+    let (api_url, (org, token)) = match &settings.demo {
+        Some(demo) => {
+            if settings.credentials.is_some() {
+                bail!(
+                    "--demo replicates the built-in demo organization: \
+                     leave out --token and --org-id"
+                );
+            }
+            let token = format!("demo-{:016x}", rand::random::<u64>());
+            let options = SimOptions {
+                token: token.clone(),
+                ..SimOptions::default()
+            };
+            let server =
+                start_demo_sim(TcpListener::bind("127.0.0.1:0").await?, demo, options).await?;
+            let url = server.base_url().to_string();
+            let org = server.organization_id().to_string();
+            sim = Some(server);
+            (url, (org, Secret::new(token)))
+        }
+        None => match &settings.credentials {
+            Some((org, token)) if !org.is_empty() && !token.is_empty() => {
+                if !org.bytes().all(|b| b.is_ascii_digit()) {
+                    bail!("--org-id must be the numeric Productive organization id, got {org:?}");
+                }
+                (settings.api_url.clone(), (org.clone(), token.clone()))
+            }
+            _ => bail!("replicate needs --org-id and --token (or --demo)"),
+        },
+    };
+    let client = crate::api::ApiClient::new(ApiConfig::new(&api_url, &org, token))
+        .context("building the API client")?;
+    let progress = if settings.progress {
+        crate::transfer::Progress::for_stderr()
+    } else {
+        crate::transfer::Progress::hidden()
+    };
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = loop {
+        let report = crate::transfer::run(&client, &settings.options, &progress).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => break Err(anyhow::Error::new(e)),
+        };
+        print!("{}", crate::transfer::progress::render(&report.tables));
+        let Some(interval) = settings.schedule else {
+            break Ok(report);
+        };
+        info!(
+            failed = report.failed(),
+            next_in_s = interval.as_secs(),
+            "run finished"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = &mut shutdown => break Ok(report),
+        }
+    };
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    result
+}

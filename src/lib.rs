@@ -9,6 +9,7 @@
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
+//! - [`transfer`]: replication into SQLite or PostgreSQL (`replicate`).
 
 pub mod api;
 pub mod app;
@@ -19,3 +20,4 @@ pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod table;
+pub mod transfer;
