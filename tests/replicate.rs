@@ -444,3 +444,35 @@ async fn exit_code_says_whether_the_run_failed() {
     let unknown = run("nope").await.expect("run the binary");
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn each_table_keeps_its_own_place_in_the_feed() {
+    let sim = start_sim(fixture::standard()).await;
+    let client = client_for(&sim);
+    let db = TestDb::sqlite("feed");
+    let both = replicate(&client, &db.options(&["tasks", "projects"])).await;
+    assert!(!both.failed(), "{both:?}");
+
+    // A run of tasks alone reads the feed but must not move the place of
+    // projects in it.
+    api(
+        &sim,
+        Method::DELETE,
+        &format!("/projects/{}", ids::INTERNAL_TOOLS),
+        None,
+    )
+    .await;
+    let tasks_only = replicate(&client, &db.options(&["tasks"])).await;
+    assert!(!tasks_only.failed(), "{tasks_only:?}");
+    let projects_only = replicate(&client, &db.options(&["projects"])).await;
+    let projects = projects_only.table("projects").unwrap();
+    assert_eq!((projects.mode, projects.deleted), ("incremental", 1));
+    assert!(
+        db.ints(&format!(
+            "SELECT id FROM projects WHERE id = {}",
+            ids::INTERNAL_TOOLS
+        ))
+        .await
+        .is_empty()
+    );
+}

@@ -62,8 +62,10 @@ const OVERLAP_DAYS: i64 = 2;
 /// Ids per `filter[id]=` request when fetching records by id.
 const IDS_PER_REQUEST: usize = 50;
 
-/// State key of the activity feed's own watermark.
-const FEED_STATE: &str = "_activity_feed";
+/// State key of a table's position in the activity feed.
+fn feed_key(table: &str) -> String {
+    format!("{table}:activity_feed")
+}
 
 /// What a replication run should do.
 #[derive(Debug, Clone, Default)]
@@ -227,41 +229,44 @@ pub async fn run(
 
     let mut report = RunReport::default();
 
-    // The feed only matters to tables read incrementally.
-    let feed_state = target.state(FEED_STATE).await?.filter(|_| !options.full);
-    let wants_feed = tables
+    // Each incremental table remembers how far into the activity feed it
+    // has taken changes; the feed is read once, from the oldest position.
+    let mut positions: HashMap<&str, Option<DateTime<Utc>>> = HashMap::new();
+    for t in tables
         .iter()
-        .any(|t| change_marker(t) != ChangeMarker::None);
+        .filter(|t| change_marker(t) != ChangeMarker::None)
+    {
+        let position = match options.full {
+            true => None,
+            false => target
+                .state(&feed_key(t.name))
+                .await?
+                .and_then(|s| s.watermark),
+        };
+        positions.insert(t.name, position);
+    }
     let mut feed = None;
-    let mut feed_watermark = feed_state.as_ref().and_then(|s| s.watermark);
-    let mut feed_ok = true;
-    if wants_feed && let Some(since) = feed_watermark {
+    let mut feed_newest = None;
+    if let Some(since) = positions.values().flatten().min().copied() {
         let stats = RequestStats::default();
-        match read_feed(client, since, &stats).await {
+        let result = read_feed(client, since, &stats).await;
+        let mut summary = TableSummary {
+            table: "(activity feed)".into(),
+            mode: "incremental",
+            ..Default::default()
+        };
+        match result {
             Ok((changes, newest)) => {
-                feed_watermark = newest.max(Some(since));
+                feed_newest = newest.max(Some(since));
                 feed = Some(changes);
             }
             Err(e) => {
                 warn!(error = %e, "reading the activity feed failed");
-                feed_ok = false;
-                report.tables.push(TableSummary {
-                    table: "(activity feed)".into(),
-                    mode: "incremental",
-                    requests: stats.requests(),
-                    error: Some(e.to_string()),
-                    ..Default::default()
-                });
+                summary.error = Some(e.to_string());
             }
         }
-        if feed_ok {
-            report.tables.push(TableSummary {
-                table: "(activity feed)".into(),
-                mode: "incremental",
-                requests: stats.requests(),
-                ..Default::default()
-            });
-        }
+        summary.requests = stats.requests();
+        report.tables.push(summary);
     }
 
     let selected: HashSet<&str> = tables.iter().map(|t| t.name).collect();
@@ -270,6 +275,10 @@ pub async fn run(
         let def = TableDef::new(table, &columns);
         let spec = table_spec(&def, options.foreign_keys.then_some(&selected));
         let bar = progress.table(table.name);
+        // A table that never took changes from the feed cannot trust an
+        // incremental read: deletions since its last copy would be missed.
+        let position = positions.get(table.name).copied();
+        let full = options.full || position == Some(None);
         let mut job = TableJob {
             client,
             target: target.as_mut(),
@@ -284,9 +293,37 @@ pub async fn run(
             },
             bar: bar.clone(),
         };
-        let result = job.run(options.full, feed.as_ref()).await;
+        let mut result = job.run(full, feed.as_ref()).await;
         let mut summary = job.summary;
         summary.requests = job.stats.requests();
+
+        // The table's feed position moves once the table took the feed's
+        // changes in (an incremental read) or did not need them (a copy
+        // in full covers everything before the run started).
+        let new_position = match summary.mode {
+            "full" => feed_newest.or(Some(run_started)),
+            _ => feed_newest,
+        };
+        if result.is_ok()
+            && position.is_some()
+            && let Some(watermark) = new_position
+        {
+            let state = TableState {
+                watermark: Some(watermark),
+                completed_at: Some(Utc::now()),
+            };
+            let spec = TableSpec {
+                name: feed_key(table.name),
+                columns: Vec::new(),
+            };
+            let batch = Batch {
+                state: Some(state),
+                ..Default::default()
+            };
+            if let Err(e) = target.commit(&spec, &batch).await {
+                result = Err(e.into());
+            }
+        }
         if let Err(e) = result {
             warn!(table = table.name, error = %e, "table failed");
             summary.error = Some(e.to_string());
@@ -303,29 +340,6 @@ pub async fn run(
             "table replicated"
         );
         report.tables.push(summary);
-    }
-
-    // The feed's watermark moves only when every table that used it took
-    // its changes in.
-    let tables_ok = report.tables.iter().all(|t| t.error.is_none());
-    if wants_feed && feed_ok && tables_ok {
-        let state = TableState {
-            watermark: feed_watermark.or(Some(run_started)),
-            completed_at: Some(Utc::now()),
-        };
-        let spec = TableSpec {
-            name: FEED_STATE.into(),
-            columns: Vec::new(),
-        };
-        target
-            .commit(
-                &spec,
-                &Batch {
-                    state: Some(state),
-                    ..Default::default()
-                },
-            )
-            .await?;
     }
     Ok(report)
 }
