@@ -345,3 +345,19 @@ pub async fn replicate(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_intervals_parse() {
+        assert_eq!(parse_interval("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_interval("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_interval("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_interval("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_interval("0m").is_err());
+        assert!(parse_interval("5 minutes").is_err());
+        assert!(parse_interval("m").is_err());
+    }
+}

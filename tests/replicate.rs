@@ -476,3 +476,43 @@ async fn each_table_keeps_its_own_place_in_the_feed() {
         .is_empty()
     );
 }
+
+async fn foreign_keys_point_at_replicated_tables(db: TestDb) {
+    let sim = start_sim(fixture::standard()).await;
+    let client = client_for(&sim);
+    let mut options = db.options(&["tasks", "projects", "companies"]);
+    options.foreign_keys = true;
+    let report = replicate(&client, &options).await;
+    assert!(!report.failed(), "{report:?}");
+    // Referenced tables are written first.
+    let order: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
+    assert_eq!(order, ["companies", "projects", "tasks"]);
+
+    let sql = match &db {
+        TestDb::Sqlite(_) => {
+            "SELECT DISTINCT \"table\" FROM pragma_foreign_key_list('tasks') ORDER BY 1"
+        }
+        TestDb::Postgres { .. } => {
+            "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint \
+             WHERE conrelid = 'tasks'::regclass AND contype = 'f' ORDER BY 1"
+        }
+    };
+    assert_eq!(db.texts(sql).await, [Some("projects".to_string())]);
+    if let TestDb::Sqlite(path) = &db {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut check = conn.prepare("PRAGMA foreign_key_check").unwrap();
+        assert!(!check.exists([]).unwrap(), "no dangling references");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_foreign_keys_point_at_replicated_tables() {
+    foreign_keys_point_at_replicated_tables(TestDb::sqlite("fk")).await;
+}
+
+#[tokio::test]
+async fn postgres_foreign_keys_point_at_replicated_tables() {
+    if let Some(db) = TestDb::postgres("fk").await {
+        foreign_keys_point_at_replicated_tables(db).await;
+    }
+}

@@ -270,10 +270,19 @@ pub async fn run(
     }
 
     let selected: HashSet<&str> = tables.iter().map(|t| t.name).collect();
-    for table in &tables {
-        let columns = custom.get(table.name).cloned().unwrap_or_default();
-        let def = TableDef::new(table, &columns);
-        let spec = table_spec(&def, options.foreign_keys.then_some(&selected));
+    let mut jobs: Vec<(&'static Table, TableDef, TableSpec)> = tables
+        .iter()
+        .map(|table| {
+            let columns = custom.get(table.name).cloned().unwrap_or_default();
+            let def = TableDef::new(table, &columns);
+            let spec = table_spec(&def, options.foreign_keys.then_some(&selected));
+            (*table, def, spec)
+        })
+        .collect();
+    if options.foreign_keys {
+        jobs = referenced_first(jobs);
+    }
+    for (table, def, spec) in &jobs {
         let bar = progress.table(table.name);
         // A table that never took changes from the feed cannot trust an
         // incremental read: deletions since its last copy would be missed.
@@ -283,8 +292,8 @@ pub async fn run(
             client,
             target: target.as_mut(),
             table,
-            def: &def,
-            spec: &spec,
+            def,
+            spec,
             stats: RequestStats::default(),
             summary: TableSummary {
                 table: table.name.to_string(),
@@ -344,8 +353,34 @@ pub async fn run(
     Ok(report)
 }
 
+/// Orders tables so that a table comes after the tables its foreign keys
+/// point at (a cycle is broken in the given order), so a page never
+/// references a record of a table not written yet.
+fn referenced_first<T>(mut jobs: Vec<(T, TableDef, TableSpec)>) -> Vec<(T, TableDef, TableSpec)> {
+    let mut ordered = Vec::with_capacity(jobs.len());
+    let mut done: HashSet<String> = HashSet::new();
+    while !jobs.is_empty() {
+        let ready = jobs
+            .iter()
+            .position(|(_, _, spec)| {
+                spec.columns.iter().all(|c| {
+                    c.references
+                        .as_ref()
+                        .is_none_or(|r| done.contains(r) || !jobs.iter().any(|j| j.2.name == *r))
+                })
+            })
+            .unwrap_or(0);
+        let job = jobs.remove(ready);
+        done.insert(job.2.name.clone());
+        ordered.push(job);
+    }
+    ordered
+}
+
 /// The target table for `def`; with `references`, relationship columns
-/// pointing at one of those tables get a foreign key.
+/// pointing at another of those tables get a foreign key. References of a
+/// table to itself (a task's parent task) get none: a page may hold a
+/// child before its parent.
 fn table_spec(def: &TableDef, references: Option<&HashSet<&str>>) -> TableSpec {
     let catalog = Catalog::get();
     let columns = def
@@ -366,7 +401,9 @@ fn table_spec(def: &TableDef, references: Option<&HashSet<&str>>) -> TableSpec {
                             .iter()
                             .filter(|t| t.resource.json_api_type == kind);
                         match (owners.next(), owners.next()) {
-                            (Some(t), None) if selected.contains(t.name) => {
+                            (Some(t), None)
+                                if selected.contains(t.name) && t.name != def.table.name =>
+                            {
                                 Some(t.name.to_string())
                             }
                             _ => None,
