@@ -516,3 +516,33 @@ async fn postgres_foreign_keys_point_at_replicated_tables() {
         foreign_keys_point_at_replicated_tables(db).await;
     }
 }
+
+#[tokio::test]
+async fn full_copies_delete_rows_the_api_no_longer_has() {
+    let sim = start_sim(fixture::standard()).await;
+    let client = client_for(&sim);
+    let db = TestDb::sqlite("gone");
+    let options = db.options(&["workflow_statuses"]);
+    assert!(!replicate(&client, &options).await.failed());
+
+    sim.store()
+        .write()
+        .unwrap()
+        .remove("workflow_statuses", ids::BLOCKED)
+        .expect("a status without tasks");
+    let report = replicate(&client, &options).await;
+    let statuses = report.table("workflow_statuses").unwrap();
+    assert_eq!(
+        (statuses.mode, statuses.deleted),
+        ("full", 1),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.requests, 2,
+        "the list, then the missing id asked for"
+    );
+    assert_eq!(
+        db.ints("SELECT count(*) FROM workflow_statuses").await,
+        [count(&sim, "workflow_statuses")]
+    );
+}

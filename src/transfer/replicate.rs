@@ -6,7 +6,8 @@
 //!    their values;
 //! 2. fetches again the records that failed last run, by id;
 //! 3. copies the table in full (first run, `--full`, or a table without a
-//!    change marker), deleting the ids the API no longer lists, or fetches
+//!    change marker), deleting the ids the API no longer lists (after asking
+//!    for them by id once more), or fetches
 //!    only the records whose change marker is at or after the watermark;
 //! 4. on incremental runs, applies what the activity feed says: deletions,
 //!    and updates of tables whose marker only shows creation.
@@ -632,7 +633,11 @@ impl TableJob<'_> {
 
     /// Copies every record, then deletes rows the API no longer lists.
     async fn copy_full(&mut self) -> Result<Option<DateTime<Utc>>, ReplicateError> {
-        let req = self.base_request();
+        let mut req = self.base_request();
+        if self.table.resource.has_sort("id") {
+            // New records land on the last page instead of shifting others.
+            req.sort = vec!["id".into()];
+        }
         let mut seen: HashSet<i64> = HashSet::new();
         let mut newest = None;
         let mut page = 1;
@@ -659,13 +664,10 @@ impl TableJob<'_> {
             .copied()
             .collect();
         gone.sort_unstable();
+        // Offset pages shift when records are created or deleted during the
+        // copy, so a missing id is asked for once more before its row goes.
         if !gone.is_empty() {
-            self.commit(Batch {
-                resolved: gone.clone(),
-                deletes: gone,
-                ..Default::default()
-            })
-            .await?;
+            self.fetch_ids(&gone, true).await?;
         }
         Ok(newest)
     }
