@@ -546,3 +546,85 @@ async fn full_copies_delete_rows_the_api_no_longer_has() {
         [count(&sim, "workflow_statuses")]
     );
 }
+
+/// Runs statements on the replica as a user would.
+async fn user_sql(db: &TestDb, sql: &str) {
+    match db {
+        TestDb::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        TestDb::Postgres { url, .. } => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
+async fn changes_in_the_target_are_captured(db: TestDb) {
+    let sim = start_sim(fixture::standard()).await;
+    let client = client_for(&sim);
+    let options = db.options(&["tasks"]);
+    assert!(!replicate(&client, &options).await.failed());
+    let mut target = productive_pg::transfer::target::open(&db.target())
+        .await
+        .unwrap();
+    target.install_capture("tasks").await.unwrap();
+
+    user_sql(
+        &db,
+        &format!(
+            "UPDATE tasks SET title = 'Local title' WHERE id = {};
+             DELETE FROM tasks WHERE id = {};
+             INSERT INTO tasks (id, title) VALUES (999001, 'Local task');",
+            ids::HOMEPAGE_TASK,
+            ids::COPY_TASK
+        ),
+    )
+    .await;
+    // A change on the API side, written by the replication: not captured.
+    api(
+        &sim,
+        Method::PATCH,
+        &format!("/tasks/{}", ids::LOGIN_TASK),
+        Some(json!({"data": {"type": "tasks", "attributes": {"title": "Remote title"}}})),
+    )
+    .await;
+    let report = replicate(&client, &options).await;
+    assert_eq!(report.table("tasks").unwrap().updated, 1, "{report:?}");
+
+    let changes = target.captured_changes(0).await.unwrap();
+    let seen: Vec<(i64, &str)> = changes
+        .iter()
+        .map(|c| (c.row_id, c.operation.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (ids::HOMEPAGE_TASK as i64, "update"),
+            (ids::COPY_TASK as i64, "delete"),
+            (999001, "insert"),
+        ]
+    );
+    assert!(changes.iter().all(|c| c.table == "tasks"));
+    let last = changes.last().unwrap().seq;
+    assert!(target.captured_changes(last).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_changes_in_the_target_are_captured() {
+    changes_in_the_target_are_captured(TestDb::sqlite("capture")).await;
+}
+
+#[tokio::test]
+async fn postgres_changes_in_the_target_are_captured() {
+    if let Some(db) = TestDb::postgres("capture").await {
+        changes_in_the_target_are_captured(db).await;
+    }
+}

@@ -5,6 +5,13 @@
 //! rows ([`Batch`]), and reads back what it needs to decide what to fetch
 //! (stored state, row fingerprints, ids, queued failures). Each batch is
 //! one transaction, so a run killed at any point leaves whole pages.
+//!
+//! Targets can also capture changes users make in them
+//! ([`Target::install_capture`]): triggers record every insert, update and
+//! delete in [`CHANGES_TABLE`], except the replication's own writes, which
+//! mark their transaction (a `SET LOCAL` setting on PostgreSQL, a row in a
+//! marker table on SQLite). This is the local side of a two-way sync; no
+//! command sends the captured changes to Productive yet.
 
 pub mod postgres;
 pub mod sqlite;
@@ -21,6 +28,9 @@ use crate::transfer::value::Cell;
 pub const STATE_TABLE: &str = "_productive_replication_state";
 /// Table of records that could not be written, retried on the next run.
 pub const FAILURES_TABLE: &str = "_productive_replication_failures";
+/// Table of changes made in the target by anyone but the replication
+/// itself, on tables with change capture.
+pub const CHANGES_TABLE: &str = "_productive_sync_changes";
 /// Column holding each row's fingerprint ([`crate::transfer::value::row_fingerprint`]).
 pub const FINGERPRINT_COLUMN: &str = "_productive_fingerprint";
 
@@ -96,6 +106,17 @@ pub struct BatchOutcome {
     pub deleted: u64,
 }
 
+/// A change made in the target database, captured by a trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedChange {
+    /// Increases with every captured change.
+    pub seq: i64,
+    pub table: String,
+    pub row_id: i64,
+    /// `insert`, `update` or `delete`.
+    pub operation: String,
+}
+
 /// A database replicated into.
 #[async_trait]
 pub trait Target: Send {
@@ -119,7 +140,14 @@ pub trait Target: Send {
     async fn ids(&mut self, table: &str) -> Result<HashSet<i64>, TargetError>;
     /// Ids of records of `table` queued for retry.
     async fn queued_failures(&mut self, table: &str) -> Result<Vec<i64>, TargetError>;
-    /// Writes `batch` into `spec` in one transaction.
+    /// Installs triggers on `table` that record every insert, update and
+    /// delete made by others than the replication in [`CHANGES_TABLE`],
+    /// including changes made while a run writes.
+    async fn install_capture(&mut self, table: &str) -> Result<(), TargetError>;
+    /// Captured changes with a sequence number above `after`, oldest first.
+    async fn captured_changes(&mut self, after: i64) -> Result<Vec<CapturedChange>, TargetError>;
+    /// Writes `batch` into `spec` in one transaction; its writes are not
+    /// captured as changes.
     async fn commit(
         &mut self,
         spec: &TableSpec,

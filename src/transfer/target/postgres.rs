@@ -13,9 +13,14 @@ use tokio_postgres::{Client, NoTls};
 use tracing::warn;
 
 use super::{
-    Batch, BatchOutcome, ColumnSpec, FAILURES_TABLE, FINGERPRINT_COLUMN, STATE_TABLE, TableSpec,
-    TableState, Target, TargetError, parse_stored_time, quote,
+    Batch, BatchOutcome, CHANGES_TABLE, CapturedChange, ColumnSpec, FAILURES_TABLE,
+    FINGERPRINT_COLUMN, STATE_TABLE, TableSpec, TableState, Target, TargetError, parse_stored_time,
+    quote,
 };
+
+/// The setting a replication transaction turns on (`SET LOCAL`) so that
+/// capture triggers skip its writes; other sessions never see it.
+const QUIET_SETTING: &str = "productive.replicating";
 use crate::catalog::SqlType;
 use crate::transfer::value::{Cell, format_timestamp};
 
@@ -105,6 +110,63 @@ impl Target for PostgresTarget {
             ))
             .await?;
         Ok(())
+    }
+
+    async fn install_capture(&mut self, table: &str) -> Result<(), TargetError> {
+        let trigger = quote(&format!("_productive_capture_{table}"));
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
+                    seq bigserial PRIMARY KEY,
+                    table_name text NOT NULL,
+                    row_id bigint NOT NULL,
+                    operation text NOT NULL,
+                    captured_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE OR REPLACE FUNCTION _productive_capture() RETURNS trigger
+                LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF coalesce(current_setting('{QUIET_SETTING}', true), '') = 'on' THEN
+                        RETURN NULL;
+                    END IF;
+                    INSERT INTO {CHANGES_TABLE} (table_name, row_id, operation)
+                    VALUES (TG_TABLE_NAME,
+                            CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
+                            lower(TG_OP));
+                    RETURN NULL;
+                END $$;
+                DROP TRIGGER IF EXISTS {trigger} ON {table_q};
+                CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table_q}
+                FOR EACH ROW EXECUTE FUNCTION _productive_capture();",
+                table_q = quote(table)
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn captured_changes(&mut self, after: i64) -> Result<Vec<CapturedChange>, TargetError> {
+        if self.columns(CHANGES_TABLE).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT seq, table_name, row_id, operation FROM {CHANGES_TABLE}
+                     WHERE seq > $1 ORDER BY seq"
+                ),
+                &[&after],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CapturedChange {
+                seq: r.get(0),
+                table: r.get(1),
+                row_id: r.get(2),
+                operation: r.get(3),
+            })
+            .collect())
     }
 
     async fn columns(&mut self, table: &str) -> Result<Option<Vec<String>>, TargetError> {
@@ -232,6 +294,8 @@ impl Target for PostgresTarget {
     ) -> Result<BatchOutcome, TargetError> {
         let now = format_timestamp(chrono::Utc::now());
         let tx = self.client.transaction().await?;
+        tx.batch_execute(&format!("SET LOCAL {QUIET_SETTING} = 'on'"))
+            .await?;
         let mut outcome = BatchOutcome::default();
         let table = quote(&spec.name);
         if !batch.upserts.is_empty() {

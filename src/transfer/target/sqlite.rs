@@ -14,9 +14,15 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    Batch, BatchOutcome, ColumnSpec, FAILURES_TABLE, FINGERPRINT_COLUMN, STATE_TABLE, TableSpec,
-    TableState, Target, TargetError, parse_stored_time, quote,
+    Batch, BatchOutcome, CHANGES_TABLE, CapturedChange, ColumnSpec, FAILURES_TABLE,
+    FINGERPRINT_COLUMN, STATE_TABLE, TableSpec, TableState, Target, TargetError, parse_stored_time,
+    quote,
 };
+
+/// While a replication transaction writes, this table holds a row: capture
+/// triggers skip changes then. SQLite has one writer at a time and the row
+/// is gone before the commit, so no other connection ever sees it.
+const QUIET_TABLE: &str = "_productive_sync_quiet";
 use crate::catalog::SqlType;
 use crate::transfer::value::{Cell, format_timestamp};
 
@@ -93,9 +99,62 @@ impl Target for SqliteTarget {
                 reason TEXT NOT NULL,
                 failed_at TEXT NOT NULL,
                 PRIMARY KEY (table_name, record_id)
-            );"
+            );
+            CREATE TABLE IF NOT EXISTS {QUIET_TABLE} (writing INTEGER);"
         ))?;
         Ok(())
+    }
+
+    async fn install_capture(&mut self, table: &str) -> Result<(), TargetError> {
+        let mut sql = format!(
+            "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                table_name TEXT NOT NULL,
+                row_id INTEGER NOT NULL,
+                operation TEXT NOT NULL,
+                captured_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            );"
+        );
+        let literal = table.replace('\'', "''");
+        for (event, row) in [("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")] {
+            let trigger = quote(&format!(
+                "_productive_capture_{table}_{}",
+                event.to_lowercase()
+            ));
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {}
+                 WHEN NOT EXISTS (SELECT 1 FROM {QUIET_TABLE})
+                 BEGIN
+                   INSERT INTO {CHANGES_TABLE} (table_name, row_id, operation)
+                   VALUES ('{literal}', {row}.id, '{}');
+                 END;",
+                quote(table),
+                event.to_lowercase()
+            ));
+        }
+        self.conn.execute_batch(&sql)?;
+        Ok(())
+    }
+
+    async fn captured_changes(&mut self, after: i64) -> Result<Vec<CapturedChange>, TargetError> {
+        if self.columns(CHANGES_TABLE).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT seq, table_name, row_id, operation FROM {CHANGES_TABLE}
+             WHERE seq > ?1 ORDER BY seq"
+        ))?;
+        let changes = stmt
+            .query_map([after], |r| {
+                Ok(CapturedChange {
+                    seq: r.get(0)?,
+                    table: r.get(1)?,
+                    row_id: r.get(2)?,
+                    operation: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(changes)
     }
 
     async fn columns(&mut self, table: &str) -> Result<Option<Vec<String>>, TargetError> {
@@ -213,6 +272,10 @@ impl Target for SqliteTarget {
     ) -> Result<BatchOutcome, TargetError> {
         let now = format_timestamp(chrono::Utc::now());
         let tx = self.conn.transaction()?;
+        tx.execute(
+            &format!("INSERT INTO {QUIET_TABLE} (writing) VALUES (1)"),
+            [],
+        )?;
         let mut outcome = BatchOutcome::default();
         let table = quote(&spec.name);
         if !batch.upserts.is_empty() {
@@ -294,6 +357,7 @@ impl Target for SqliteTarget {
                 ],
             )?;
         }
+        tx.execute(&format!("DELETE FROM {QUIET_TABLE}"), [])?;
         tx.commit()?;
         Ok(outcome)
     }
