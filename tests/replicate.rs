@@ -185,11 +185,14 @@ async fn interrupted_run_resumes(db: TestDb) {
     {
         let store = sim.store();
         let mut store = store.write().unwrap();
-        for _ in 0..450 {
+        // Two pages: the failure below hits the only page fetched after
+        // the first, through all its attempts.
+        for _ in 0..250 {
             add_task(&mut store, ids::HOMEPAGE_TASK);
         }
     }
     let total = count(&sim, "tasks");
+    assert!(total > 200 && total <= 400);
     let client = client_for(&sim);
     let options = db.options(&["tasks"]);
 

@@ -21,8 +21,10 @@
 //! recognised by their fingerprint and not written again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -295,7 +297,7 @@ pub async fn run(
             table,
             def,
             spec,
-            stats: RequestStats::default(),
+            stats: Arc::new(RequestStats::default()),
             summary: TableSummary {
                 table: table.name.to_string(),
                 mode: "full",
@@ -520,7 +522,7 @@ struct TableJob<'a> {
     table: &'static Table,
     def: &'a TableDef,
     spec: &'a TableSpec,
-    stats: RequestStats,
+    stats: Arc<RequestStats>,
     summary: TableSummary,
     bar: ProgressBar,
 }
@@ -639,22 +641,39 @@ impl TableJob<'_> {
             req.sort = vec!["id".into()];
         }
         let mut seen: HashSet<i64> = HashSet::new();
+        let first = self.client.list_page(&req, 1, &self.stats).await?;
+        self.bar.set_length(first.meta.total_count.unwrap_or(0));
+        let total = if first.data.is_empty() {
+            1
+        } else {
+            first.meta.total_pages.unwrap_or(1).max(1)
+        };
+
+        // Later pages are fetched a few at a time while earlier ones are
+        // written, in page order; the client's rate budget paces them.
+        let client = self.client.clone();
+        let stats = self.stats.clone();
+        let concurrency = self.client.config().page_concurrency.clamp(1, 4);
+        let mut pages = futures::stream::iter(2..=total)
+            .map(move |page| {
+                let (client, stats, req) = (client.clone(), stats.clone(), req.clone());
+                async move { client.list_page(&req, page, &stats).await }
+            })
+            .buffered(concurrency);
+        let mut next = Some(first);
         let mut newest = None;
-        let mut page = 1;
         loop {
-            let doc = self.client.list_page(&req, page, &self.stats).await?;
-            if page == 1 {
-                self.bar.set_length(doc.meta.total_count.unwrap_or(0));
-            }
+            let doc = match next.take() {
+                Some(doc) => doc,
+                None => match pages.next().await {
+                    Some(doc) => doc?,
+                    None => break,
+                },
+            };
             seen.extend(doc.data.iter().filter_map(|r| r.id.parse::<i64>().ok()));
             let result = self.write_records(&doc.data).await?;
             newest = newest.max(result.newest);
             self.bar.inc(doc.data.len() as u64);
-            let total = doc.meta.total_pages.unwrap_or(1);
-            if page >= total || doc.data.is_empty() {
-                break;
-            }
-            page += 1;
         }
         let mut gone: Vec<i64> = self
             .target
