@@ -631,3 +631,27 @@ async fn postgres_changes_in_the_target_are_captured() {
         changes_in_the_target_are_captured(db).await;
     }
 }
+
+#[tokio::test]
+async fn a_schedule_runs_again_until_shut_down() {
+    let sim = start_sim(fixture::standard()).await;
+    let db = TestDb::sqlite("schedule");
+    let settings = productive_pg::app::ReplicateSettings {
+        api_url: sim.base_url().to_string(),
+        credentials: Some((sim.organization_id().to_string(), TOKEN.into())),
+        options: db.options(&["workflows"]),
+        schedule: Some(std::time::Duration::from_millis(300)),
+        demo: None,
+        progress: false,
+    };
+    let shutdown = tokio::time::sleep(std::time::Duration::from_millis(1000));
+    let report = productive_pg::app::replicate(settings, shutdown)
+        .await
+        .expect("scheduled runs");
+    assert!(!report.failed(), "{report:?}");
+    let lists = take_requests(&sim)
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v2/workflows?"))
+        .count();
+    assert!((2..=5).contains(&lists), "{lists} runs");
+}
