@@ -52,7 +52,7 @@ pub enum TargetError {
 pub struct ColumnSpec {
     pub name: String,
     pub sql_type: SqlType,
-    /// `(table, column)` this column references, with `--foreign-keys`.
+    /// The table whose `id` this column references, with `--foreign-keys`.
     pub references: Option<String>,
 }
 

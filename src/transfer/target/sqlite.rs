@@ -188,8 +188,8 @@ impl Target for SqliteTarget {
     }
 
     async fn add_column(&mut self, table: &str, column: &ColumnSpec) -> Result<(), TargetError> {
-        // SQLite refuses ADD COLUMN with a REFERENCES clause and a default
-        // other than NULL only when foreign keys are on; NULL is the default.
+        // With foreign keys on, SQLite takes a REFERENCES clause in ADD
+        // COLUMN only when the default is NULL, which it is here.
         self.conn.execute(
             &format!(
                 "ALTER TABLE {} ADD COLUMN {}",
