@@ -233,6 +233,191 @@ pub async fn sim(settings: SimSettings, shutdown: impl Future<Output = ()>) -> R
     Ok(())
 }
 
+/// Where a command that talks to the API directly gets its data.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub api_url: String,
+    pub credentials: Option<(String, Secret)>,
+    /// Use the built-in demo organization instead.
+    pub demo: Option<DemoOptions>,
+}
+
+/// An API client for `settings`, and the in-process simulator behind it in
+/// demo mode (keep it alive while the client is used).
+///
+/// # Errors
+/// Missing credentials, or a simulator that cannot start.
+pub async fn open_api(
+    settings: &ApiSettings,
+) -> Result<(crate::api::ApiClient, Option<SimServer>)> {
+    let (url, org, token, sim) = match (&settings.demo, &settings.credentials) {
+        (Some(demo), _) => {
+            let token = format!("demo-{:016x}", rand::random::<u64>());
+            let options = SimOptions {
+                token: token.clone(),
+                ..SimOptions::default()
+            };
+            let sim =
+                start_demo_sim(TcpListener::bind("127.0.0.1:0").await?, demo, options).await?;
+            (
+                sim.base_url().to_string(),
+                sim.organization_id().to_string(),
+                Secret::new(token),
+                Some(sim),
+            )
+        }
+        (None, Some((org, token))) => {
+            if org.is_empty() || !org.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("--org-id must be the numeric Productive organization id, got {org:?}");
+            }
+            if token.is_empty() {
+                bail!("--token is empty");
+            }
+            (settings.api_url.clone(), org.clone(), token.clone(), None)
+        }
+        (None, None) => bail!(
+            "give --org-id and --token (or PRODUCTIVE_ORG_ID and PRODUCTIVE_TOKEN), or --demo"
+        ),
+    };
+    let client = crate::api::ApiClient::new(ApiConfig::new(&url, &org, token))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((client, sim))
+}
+
+/// Runs `export`: prints the summary line on stderr.
+///
+/// # Errors
+/// Bad settings, SQL or API failures, an unwritable output file.
+pub async fn export(
+    api: &ApiSettings,
+    source: crate::transfer::export::ExportSource,
+    options: crate::transfer::csv_out::CsvOptions,
+    output: Option<std::path::PathBuf>,
+    use_custom_fields: bool,
+) -> Result<()> {
+    let (client, sim) = open_api(api).await?;
+    let ctx = crate::gateway::new_session(
+        client.clone(),
+        &SessionDefaults {
+            use_custom_fields,
+            read_only: true,
+        },
+    );
+    let summary = match &output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let out = std::io::BufWriter::new(file);
+            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
+                .await?
+                .0
+        }
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
+                .await?
+                .0
+        }
+    };
+    eprintln!("{summary}");
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Settings of the `replicate` command.
+#[derive(Debug, Clone)]
+pub struct ReplicateSettings {
+    pub api_url: String,
+    /// Organization id and token.
+    pub credentials: Option<(String, Secret)>,
+    pub options: crate::transfer::ReplicateOptions,
+    /// Run again at this interval until shut down; `None`: run once.
+    pub schedule: Option<Duration>,
+    /// Replicate the built-in demo organization.
+    pub demo: Option<DemoOptions>,
+    /// Draw progress bars when stderr is a terminal.
+    pub progress: bool,
+}
+
+/// Parses a schedule interval: `90s`, `5m`, `2h`, `1d`, or seconds.
+///
+/// # Errors
+/// Anything else, or zero.
+pub fn parse_interval(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not an interval such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("{text:?} is not an interval such as 30s, 5m or 1h"),
+    };
+    if secs == 0 {
+        bail!("the schedule interval must be longer than zero");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs `replicate` once, or on its schedule until `shutdown` resolves,
+/// printing a summary per run on stdout. Returns the last run's report.
+///
+/// # Errors
+/// Bad settings, a target that cannot be opened, an unknown table.
+pub async fn replicate(
+    settings: ReplicateSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<crate::transfer::RunReport> {
+    if settings.demo.is_some() && settings.credentials.is_some() {
+        bail!("--demo replicates the built-in demo organization: leave out --token and --org-id");
+    }
+    let api = ApiSettings {
+        api_url: settings.api_url.clone(),
+        credentials: settings.credentials.clone(),
+        demo: settings.demo.clone(),
+    };
+    let (client, sim) = open_api(&api).await?;
+    let progress = if settings.progress {
+        crate::transfer::Progress::for_stderr()
+    } else {
+        crate::transfer::Progress::hidden()
+    };
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = loop {
+        let report = crate::transfer::run(&client, &settings.options, &progress).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => break Err(anyhow::Error::new(e)),
+        };
+        print!("{}", crate::transfer::progress::render(&report.tables));
+        let Some(interval) = settings.schedule else {
+            break Ok(report);
+        };
+        info!(
+            failed = report.failed(),
+            next_in_s = interval.as_secs(),
+            "run finished"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = &mut shutdown => break Ok(report),
+        }
+    };
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,83 +488,15 @@ mod tests {
         s.credentials = Some(("1".into(), Secret::new("t")));
         assert!(err(&s).contains("--demo"));
     }
-}
 
-/// Where a command that talks to the API directly gets its data.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    pub api_url: String,
-    pub credentials: Option<(String, Secret)>,
-    /// Use the built-in demo organization instead.
-    pub demo: Option<DemoOptions>,
-}
-
-/// An API client for `settings`, and the in-process simulator behind it in
-/// demo mode (keep it alive while the client is used).
-///
-/// # Errors
-/// Missing credentials, or a simulator that cannot start.
-pub async fn open_api(
-    settings: &ApiSettings,
-) -> Result<(crate::api::ApiClient, Option<SimServer>)> {
-    let (url, org, token, sim) = match (&settings.demo, &settings.credentials) {
-        (Some(demo), _) => {
-            let token = format!("demo-{:016x}", rand::random::<u64>());
-            let options = SimOptions {
-                token: token.clone(),
-                ..SimOptions::default()
-            };
-            let sim =
-                start_demo_sim(TcpListener::bind("127.0.0.1:0").await?, demo, options).await?;
-            (
-                sim.base_url().to_string(),
-                sim.organization_id().to_string(),
-                Secret::new(token),
-                Some(sim),
-            )
-        }
-        (None, Some((org, token))) => (settings.api_url.clone(), org.clone(), token.clone(), None),
-        (None, None) => bail!(
-            "give --org-id and --token (or PRODUCTIVE_ORG_ID and PRODUCTIVE_TOKEN), or --demo"
-        ),
-    };
-    let client = crate::api::ApiClient::new(ApiConfig::new(&url, &org, token))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((client, sim))
-}
-
-/// Runs `export`: prints the summary line on stderr.
-///
-/// # Errors
-/// Bad settings, SQL or API failures, an unwritable output file.
-pub async fn export(
-    api: &ApiSettings,
-    source: crate::transfer::export::ExportSource,
-    options: crate::transfer::csv_out::CsvOptions,
-    output: Option<std::path::PathBuf>,
-    use_custom_fields: bool,
-) -> Result<()> {
-    let (client, sim) = open_api(api).await?;
-    let ctx = crate::gateway::new_session(client.clone(), &SessionDefaults { use_custom_fields, read_only: true });
-    let summary = match &output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let out = std::io::BufWriter::new(file);
-            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
-                .await?
-                .0
-        }
-        None => {
-            let out = std::io::BufWriter::new(std::io::stdout().lock());
-            crate::transfer::export::export_csv(&ctx, &client, &source, &options, out, true)
-                .await?
-                .0
-        }
-    };
-    eprintln!("{summary}");
-    if let Some(sim) = sim {
-        sim.shutdown().await;
+    #[test]
+    fn schedule_intervals_parse() {
+        assert_eq!(parse_interval("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_interval("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_interval("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_interval("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_interval("0m").is_err());
+        assert!(parse_interval("5 minutes").is_err());
+        assert!(parse_interval("m").is_err());
     }
-    Ok(())
 }

@@ -8,10 +8,10 @@
 //! - [`secret`]: a string type for tokens and passwords that never prints itself.
 //! - [`gateway`]: the DataFusion session of one connection, with its tables and settings.
 //! - [`sim`]: a local simulator of the Productive API with a demo organization.
-//! - [`transfer`]: CSV export and the data-moving commands.
 //! - [`table`]: Productive resources as DataFusion tables, with pushdown and streaming scans.
 //! - [`write`]: INSERT, UPDATE and DELETE through the API, and actions as procedures.
 //! - [`server`]: the PostgreSQL wire-protocol server (logins, sessions, queries).
+//! - [`transfer`]: CSV export and replication into SQLite or PostgreSQL.
 
 pub mod api;
 pub mod app;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use productive_pg::app::{self, PRODUCTIVE_API_URL, ServeSettings, SimSettings};
+use productive_pg::app::{self, PRODUCTIVE_API_URL, ReplicateSettings, ServeSettings, SimSettings};
 use productive_pg::secret::Secret;
 use productive_pg::server::TlsConfig;
 use productive_pg::sim::demo::{DEMO_ORGANIZATION_ID, DemoOptions};
@@ -25,11 +25,50 @@ enum Command {
     Serve(ServeArgs),
     /// Run the Productive API simulator with the demo organization.
     Sim(SimArgs),
+    /// Copy the organization into SQLite or PostgreSQL, incrementally.
+    Replicate(ReplicateArgs),
     /// Export a table or a query to CSV.
     Export(ExportArgs),
     /// Measure the gateway against its targets, a sequential API client and
     /// PostgreSQL; prints a table of figures.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ReplicateArgs {
+    /// Where to: `sqlite:FILE.db` or `postgres://user:password@host/db`.
+    #[arg(long, env = "PRODUCTIVE_PG_TARGET")]
+    target: String,
+    /// Only these tables, comma-separated (`tasks,projects`).
+    #[arg(long, value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    /// Copy every table in full, ignoring what earlier runs stored.
+    #[arg(long)]
+    full: bool,
+    /// Add a column per custom field.
+    #[arg(long, env = "PRODUCTIVE_USE_CUSTOM_FIELDS")]
+    use_custom_fields: bool,
+    /// Declare foreign keys between the replicated tables.
+    #[arg(long)]
+    foreign_keys: bool,
+    /// Run again at this interval (`30s`, `5m`, `1h`) until interrupted.
+    #[arg(long, value_parser = app::parse_interval)]
+    schedule: Option<Duration>,
+    /// Base URL of the Productive API.
+    #[arg(long, env = "PRODUCTIVE_API_URL", default_value = PRODUCTIVE_API_URL)]
+    api_url: String,
+    /// Organization id.
+    #[arg(long, env = "PRODUCTIVE_ORG_ID")]
+    org_id: Option<String>,
+    /// API token.
+    #[arg(long, env = "PRODUCTIVE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Replicate the built-in demo organization.
+    #[arg(long)]
+    demo: bool,
+    /// Size of the demo organization (with --demo).
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
 }
 
 /// Where a command reads Productive data from.
@@ -270,7 +309,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => app::serve(serve_settings(args), ctrl_c()).await,
+            Command::Serve(args) => app::serve(serve_settings(args), ctrl_c())
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Sim(args) => {
                 let settings = SimSettings {
                     listen: args.listen,
@@ -285,7 +326,43 @@ fn main() -> ExitCode {
                     rate_limits: !args.no_rate_limits,
                     retry_after: !args.no_retry_after,
                 };
-                app::sim(settings, ctrl_c()).await
+                app::sim(settings, ctrl_c())
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Replicate(args) => {
+                let settings = ReplicateSettings {
+                    api_url: args.api_url,
+                    credentials: match (args.org_id, args.token) {
+                        (None, None) => None,
+                        (org, token) => Some((
+                            org.unwrap_or_default(),
+                            Secret::new(token.unwrap_or_default()),
+                        )),
+                    },
+                    options: productive_pg::transfer::ReplicateOptions {
+                        target: args.target,
+                        tables: args.tables,
+                        full: args.full,
+                        use_custom_fields: args.use_custom_fields,
+                        foreign_keys: args.foreign_keys,
+                    },
+                    schedule: args.schedule,
+                    demo: args.demo.then(|| DemoOptions {
+                        scale: args.scale.max(1),
+                        ..DemoOptions::default()
+                    }),
+                    progress: true,
+                };
+                // A run that failed anywhere exits with 1; one that could
+                // not run at all with 2.
+                app::replicate(settings, ctrl_c()).await.map(|report| {
+                    if report.failed() {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                })
             }
             Command::Export(args) => {
                 let options = productive_pg::transfer::csv_out::CsvOptions {
@@ -312,6 +389,7 @@ fn main() -> ExitCode {
                     args.use_custom_fields,
                 )
                 .await
+                .map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(args) => {
                 let settings = productive_pg::bench::BenchSettings {
@@ -323,18 +401,15 @@ fn main() -> ExitCode {
                     skip_sequential: args.skip_sequential,
                     ..Default::default()
                 };
-                match productive_pg::bench::run(&settings).await {
-                    Ok(report) => {
-                        println!("{}", report.render());
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
+                productive_pg::bench::run(&settings).await.map(|report| {
+                    println!("{}", report.render());
+                    ExitCode::SUCCESS
+                })
             }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -204,7 +204,7 @@ pub(crate) fn read_i64(v: &Value) -> Result<i64, ValueError> {
     }
 }
 
-fn read_f64(v: &Value) -> Result<f64, ValueError> {
+pub(crate) fn read_f64(v: &Value) -> Result<f64, ValueError> {
     match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a number")),
         Value::String(s) => s
@@ -215,7 +215,7 @@ fn read_f64(v: &Value) -> Result<f64, ValueError> {
     }
 }
 
-fn read_decimal(v: &Value) -> Result<i128, ValueError> {
+pub(crate) fn read_decimal(v: &Value) -> Result<i128, ValueError> {
     let d: Decimal = match v {
         Value::Number(n) => {
             let s = n.to_string();
@@ -243,7 +243,7 @@ pub(crate) fn decimal_to_i128(d: Decimal) -> Result<i128, ValueError> {
     Ok(d.mantissa())
 }
 
-fn read_text(v: &Value) -> Result<String, ValueError> {
+pub(crate) fn read_text(v: &Value) -> Result<String, ValueError> {
     Ok(match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -252,7 +252,7 @@ fn read_text(v: &Value) -> Result<String, ValueError> {
     })
 }
 
-fn read_bool(v: &Value) -> Result<bool, ValueError> {
+pub(crate) fn read_bool(v: &Value) -> Result<bool, ValueError> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s == "true" => Ok(true),
@@ -265,7 +265,7 @@ fn read_bool(v: &Value) -> Result<bool, ValueError> {
 
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
-fn read_date(v: &Value) -> Result<i32, ValueError> {
+pub(crate) fn read_date(v: &Value) -> Result<i32, ValueError> {
     let Value::String(s) = v else {
         return Err(format!("expected a date string, got {v}"));
     };
@@ -275,7 +275,7 @@ fn read_date(v: &Value) -> Result<i32, ValueError> {
     Ok(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE)
 }
 
-fn read_timestamp(v: &Value) -> Result<i64, ValueError> {
+pub(crate) fn read_timestamp(v: &Value) -> Result<i64, ValueError> {
     let Value::String(s) = v else {
         return Err(format!("expected a timestamp string, got {v}"));
     };
@@ -292,7 +292,7 @@ fn read_timestamp(v: &Value) -> Result<i64, ValueError> {
     Err(format!("{s:?} is not an ISO 8601 timestamp"))
 }
 
-fn read_time(v: &Value) -> Result<i64, ValueError> {
+pub(crate) fn read_time(v: &Value) -> Result<i64, ValueError> {
     let Value::String(s) = v else {
         return Err(format!("expected a time string, got {v}"));
     };

@@ -1,5 +1,19 @@
-//! Moving data in and out: CSV export (and the CSV conventions it shares
-//! with `COPY`).
+//! Moving data in and out of Productive.
+//!
+//! - [`csv_out`]: CSV in PostgreSQL's conventions, shared with `COPY`.
+//! - [`export`]: a table or a query to a CSV file.
+//! - [`replicate`]: the replication engine (full and incremental copies,
+//!   deletions, watermarks, retries of failed records).
+//! - [`target`]: the SQLite and PostgreSQL targets.
+//! - [`value`]: one JSON:API value as a target stores it.
+//! - [`progress`]: progress bars and the per-table summary.
 
 pub mod csv_out;
 pub mod export;
+pub mod progress;
+pub mod replicate;
+pub mod target;
+pub mod value;
+
+pub use progress::{Progress, TableSummary};
+pub use replicate::{ReplicateError, ReplicateOptions, RunReport, run};
