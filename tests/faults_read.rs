@@ -11,19 +11,6 @@ use productive_pg::gateway::{SessionDefaults, new_session};
 use productive_pg::sim::store::Store;
 use productive_pg::sim::{FaultKind, Latency, Limit, RateLimits};
 
-fn many_tasks(n: u64) -> Store {
-    let mut f = productive_pg::sim::fixture::Fixture::new(9, "Many Tasks");
-    for i in 0..n {
-        f.add(
-            "tasks",
-            10_000 + i,
-            serde_json::json!({ "title": format!("Task {i}") }),
-            &[],
-        );
-    }
-    f.build()
-}
-
 /// The SQLSTATE inside a DataFusion error, if it carries one of ours.
 fn sqlstate(e: &datafusion::error::DataFusionError) -> String {
     let mut current: &dyn std::error::Error = e;

@@ -100,20 +100,6 @@ async fn limit_asks_for_one_small_page() {
     );
 }
 
-/// A store with `n` tasks and nothing else of interest.
-fn many_tasks(n: u64) -> productive_pg::sim::store::Store {
-    let mut f = productive_pg::sim::fixture::Fixture::new(9, "Many Tasks");
-    for i in 0..n {
-        f.add(
-            "tasks",
-            10_000 + i,
-            serde_json::json!({ "title": format!("Task {i}") }),
-            &[],
-        );
-    }
-    f.build()
-}
-
 #[tokio::test]
 async fn pages_after_the_first_are_fetched_concurrently_and_in_order() {
     let env = env_with(many_tasks(1000)).await;

@@ -321,9 +321,11 @@ async fn unfiltered_writes_on_many_rows_need_a_setting() {
 
 #[tokio::test]
 async fn a_failing_row_reports_the_rows_applied_before_it() {
-    let env = standard().await;
-    // The simulator refuses a comment without parent; the gateway lets it
-    // through, so the second row fails at the API after the first row.
+    // A simulator that refuses a comment without parent; the gateway lets
+    // it through, so the second row fails at the API after the first row.
+    let mut options = sim_options();
+    options.write_rules.comments_need_parent = true;
+    let env = env_with_options(productive_pg::sim::fixture::standard(), options).await;
     let sql = format!(
         "INSERT INTO comments (body, task_id) VALUES ('<p>one</p>', {t}), ('<p>two</p>', NULL), \
          ('<p>three</p>', {t})",

@@ -53,8 +53,26 @@ pub fn client_for(sim: &SimServer) -> ApiClient {
     ApiClient::new(config).expect("client")
 }
 
+/// A store with `n` tasks (ids 10000 and up) and nothing else of interest.
+pub fn many_tasks(n: u64) -> Store {
+    let mut f = productive_pg::sim::fixture::Fixture::new(9, "Many Tasks");
+    for i in 0..n {
+        f.add(
+            "tasks",
+            10_000 + i,
+            serde_json::json!({ "title": format!("Task {i}") }),
+            &[],
+        );
+    }
+    f.build()
+}
+
 pub async fn env_with(store: Store) -> Env {
-    let sim = start_sim(store, sim_options()).await;
+    env_with_options(store, sim_options()).await
+}
+
+pub async fn env_with_options(store: Store, options: SimOptions) -> Env {
+    let sim = start_sim(store, options).await;
     let client = client_for(&sim);
     let ctx = new_session(client.clone(), &SessionDefaults::default());
     Env { sim, ctx, client }
