@@ -175,7 +175,8 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
     match &login {
         Some((user, _)) if settings.demo.is_some() => info!(
             %addr,
-            "serving the demo organization: psql \"host={} port={} user={user} password={} dbname={}\"",
+            "serving the demo organization: psql \"host={} port={} user={user} password={} \
+             dbname={}\"",
             addr.ip(), addr.port(), DEMO_PASSWORD, crate::gateway::DATABASE
         ),
         _ => info!(%addr, "serving"),

@@ -437,7 +437,8 @@ async fn custom_fields_are_written_by_name_with_option_labels() {
     assert!(detail.unwrap_or_default().contains("High"));
 
     let sql = format!(
-        "INSERT INTO tasks (title, project_id, task_list_id, priority) VALUES ('cf', {}, {}, 'High')",
+        "INSERT INTO tasks (title, project_id, task_list_id, priority) \
+         VALUES ('cf', {}, {}, 'High')",
         ids::WEBSITE,
         ids::SPRINT
     );

@@ -265,7 +265,8 @@ pub(crate) async fn streaming(
     let client = super::connect(ours).await?;
     let pg = connect_postgres(url).await?;
     let our_sql = format!(
-        "SELECT value AS id, concat('row ', value) AS title, value * 2 AS n FROM generate_series(1, {rows})"
+        "SELECT value AS id, concat('row ', value) AS title, value * 2 AS n \
+         FROM generate_series(1, {rows})"
     );
     let pg_sql = format!(
         "SELECT g AS id, 'row ' || g AS title, g * 2 AS n FROM generate_series(1, {rows}) g"

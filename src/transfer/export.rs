@@ -80,7 +80,8 @@ impl std::fmt::Display for ExportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exported {} rows in {:.1} s with {} API requests ({:.1} s waiting for the rate budget)",
+            "exported {} rows in {:.1} s with {} API requests \
+             ({:.1} s waiting for the rate budget)",
             self.rows,
             self.elapsed.as_secs_f64(),
             self.requests,

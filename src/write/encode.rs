@@ -130,7 +130,8 @@ fn type_error(table: &str, column: &str, expected: &str, value: &Value) -> SqlEr
     SqlError::new(
         codes::INVALID_TEXT_REPRESENTATION,
         format!(
-            "invalid input for column \"{column}\" of relation \"{table}\": {expected} expected, got {value}"
+            "invalid input for column \"{column}\" of relation \"{table}\": \
+             {expected} expected, got {value}"
         ),
     )
 }
