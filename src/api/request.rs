@@ -36,6 +36,23 @@ pub enum FilterOp {
 }
 
 impl FilterOp {
+    /// Every operator the API documents.
+    pub const ALL: [FilterOp; 8] = [
+        FilterOp::Eq,
+        FilterOp::NotEq,
+        FilterOp::Contains,
+        FilterOp::NotContain,
+        FilterOp::Gt,
+        FilterOp::GtEq,
+        FilterOp::Lt,
+        FilterOp::LtEq,
+    ];
+
+    /// The operator spelled `text` in a `filter[name][op]` key.
+    pub fn parse(text: &str) -> Option<FilterOp> {
+        FilterOp::ALL.into_iter().find(|op| op.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FilterOp::Eq => "eq",
@@ -257,6 +274,14 @@ impl fmt::Display for ListRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operators_parse_as_they_are_spelled() {
+        for op in FilterOp::ALL {
+            assert_eq!(FilterOp::parse(op.as_str()), Some(op));
+        }
+        assert_eq!(FilterOp::parse("gte"), None);
+    }
 
     #[test]
     fn plain_filters_use_the_short_form() {

@@ -148,42 +148,17 @@ impl Node {
     }
 }
 
-/// A filter operator (fact sheet §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    NotEq,
-    Contains,
-    NotContain,
-    Gt,
-    GtEq,
-    Lt,
-    LtEq,
-}
+/// A filter operator (fact sheet §5): the same vocabulary the client sends.
+pub use crate::api::request::FilterOp as Op;
 
-impl Op {
-    fn parse(text: &str) -> Option<Op> {
-        Some(match text {
-            "eq" => Op::Eq,
-            "not_eq" => Op::NotEq,
-            "contains" => Op::Contains,
-            "not_contain" => Op::NotContain,
-            "gt" => Op::Gt,
-            "gt_eq" => Op::GtEq,
-            "lt" => Op::Lt,
-            "lt_eq" => Op::LtEq,
-            _ => return None,
-        })
-    }
-
-    fn accepts(self, ordering: Ordering) -> bool {
-        match self {
-            Op::Gt => ordering == Ordering::Greater,
-            Op::GtEq => ordering != Ordering::Less,
-            Op::Lt => ordering == Ordering::Less,
-            Op::LtEq => ordering != Ordering::Greater,
-            _ => false,
-        }
+/// Whether an ordering operator holds for `actual` compared with the value.
+fn accepts(op: Op, ordering: Ordering) -> bool {
+    match op {
+        Op::Gt => ordering == Ordering::Greater,
+        Op::GtEq => ordering != Ordering::Less,
+        Op::Lt => ordering == Ordering::Less,
+        Op::LtEq => ordering != Ordering::Greater,
+        _ => false,
     }
 }
 
@@ -352,7 +327,7 @@ fn apply_op(op: Op, actual: &[Scalar<'_>], values: &[String]) -> bool {
         Op::Contains => any(&contains),
         Op::NotContain => !any(&contains),
         Op::Gt | Op::GtEq | Op::Lt | Op::LtEq => {
-            any(&|a, v| compare(a, v).is_some_and(|o| op.accepts(o)))
+            any(&|a, v| compare(a, v).is_some_and(|o| accepts(op, o)))
         }
     }
 }
