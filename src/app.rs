@@ -327,6 +327,66 @@ pub async fn export(
     Ok(())
 }
 
+/// A `--map` argument: `csv_column=table_column`.
+///
+/// # Errors
+/// Text without `=` or with an empty side.
+pub fn parse_mapping(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+            Ok((from.trim().to_owned(), to.trim().to_owned()))
+        }
+        _ => Err(format!("expected csv_column=table_column, got {text:?}")),
+    }
+}
+
+/// Runs `import`: prints rejected and unknown rows and the summary line on
+/// stderr.
+///
+/// # Errors
+/// Bad settings, an unreadable file, an unknown table, a header the table
+/// cannot take, or an API failure every row would meet.
+pub async fn import(
+    api: &ApiSettings,
+    file: &std::path::Path,
+    table: &str,
+    options: &crate::transfer::import::ImportOptions,
+    use_custom_fields: bool,
+) -> Result<crate::transfer::import::ImportSummary> {
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (client, sim) = open_api(api).await?;
+    let ctx = crate::gateway::new_session(
+        client.clone(),
+        &SessionDefaults {
+            use_custom_fields,
+            read_only: false,
+        },
+    );
+    let provider = ctx
+        .table_provider(table)
+        .await
+        .map_err(|_| anyhow::anyhow!("there is no table {table:?}; `\\dt` in psql lists them"))?;
+    let def = provider
+        .downcast_ref::<crate::table::ProductiveTable>()
+        .map(|t| t.def().clone())
+        .ok_or_else(|| anyhow::anyhow!("{table:?} is not a Productive table"))?;
+    let progress = crate::transfer::Progress::for_stderr();
+    let bar = progress.table(table);
+    let summary = crate::transfer::import::import(&client, def, file, &data, options, &bar).await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    let summary = summary?;
+    for row in &summary.unknown {
+        eprintln!("line {}: outcome unknown: {}", row.line, row.reason);
+    }
+    for row in &summary.rejected {
+        eprintln!("line {}: rejected: {}", row.line, row.reason);
+    }
+    eprintln!("{summary}");
+    Ok(summary)
+}
+
 /// Settings of the `replicate` command.
 #[derive(Debug, Clone)]
 pub struct ReplicateSettings {

@@ -29,6 +29,8 @@ enum Command {
     Replicate(ReplicateArgs),
     /// Export a table or a query to CSV.
     Export(ExportArgs),
+    /// Import a CSV file into a table (insert, update, upsert or delete).
+    Import(ImportArgs),
     /// Measure the gateway against its targets, a sequential API client and
     /// PostgreSQL; prints a table of figures.
     Bench(BenchArgs),
@@ -99,6 +101,53 @@ impl ApiArgs {
             demo: self.demo.then(DemoOptions::default),
         }
     }
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The CSV file.
+    file: PathBuf,
+    /// Table to write to.
+    #[arg(long)]
+    table: String,
+    /// What each row does; update, upsert and delete match on `id`.
+    #[arg(long, value_enum, default_value = "insert")]
+    mode: productive_pg::transfer::import::ImportMode,
+    /// Rename a file column: `csv_column=table_column` (repeatable).
+    #[arg(long, value_parser = app::parse_mapping)]
+    map: Vec<(String, String)>,
+    /// Write rejected rows here (CSV: the fields, then line and reason).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Journal of the rows written (default: FILE.journal).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Validate every row and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Field delimiter (one byte).
+    #[arg(long, default_value = ",")]
+    delimiter: String,
+    /// Quote character (one byte).
+    #[arg(long, default_value = "\"")]
+    quote: String,
+    /// The file has no header line; name its columns with --columns.
+    #[arg(long, requires = "columns")]
+    no_header: bool,
+    /// The file's columns, comma-separated (with --no-header).
+    #[arg(long, value_delimiter = ',', requires = "no_header")]
+    columns: Option<Vec<String>>,
+    /// How NULL is written (an unquoted field equal to it is NULL).
+    #[arg(long, default_value = "")]
+    null: String,
+    /// The file's encoding; only UTF-8 is read.
+    #[arg(long, default_value = "UTF-8")]
+    encoding: String,
+    /// Include custom fields as columns.
+    #[arg(long)]
+    use_custom_fields: bool,
 }
 
 #[derive(Args)]
@@ -390,6 +439,40 @@ fn main() -> ExitCode {
                 )
                 .await
                 .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Import(args) => {
+                let mut format = productive_pg::transfer::csv_in::InputFormat::csv();
+                format.delimiter = one_byte("--delimiter", &args.delimiter)?;
+                format.quote = one_byte("--quote", &args.quote)?;
+                format.escape = format.quote;
+                format.null = args.null;
+                format.header = !args.no_header;
+                productive_pg::transfer::csv_in::InputFormat::check_encoding(&args.encoding)?;
+                let options = productive_pg::transfer::import::ImportOptions {
+                    mode: args.mode,
+                    map: args.map,
+                    columns: args.columns,
+                    format,
+                    rejects: args.rejects,
+                    journal: args.journal,
+                    dry_run: args.dry_run,
+                };
+                let settings = args.api.settings();
+                app::import(
+                    &settings,
+                    &args.file,
+                    &args.table,
+                    &options,
+                    args.use_custom_fields,
+                )
+                .await
+                .map(|summary| {
+                    if summary.failed() {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                })
             }
             Command::Bench(args) => {
                 let settings = productive_pg::bench::BenchSettings {

@@ -38,7 +38,8 @@ pub struct CopyFormat {
 }
 
 impl CopyFormat {
-    fn text() -> CopyFormat {
+    /// The text format's defaults.
+    pub fn text() -> CopyFormat {
         CopyFormat {
             csv: false,
             header: false,
@@ -49,7 +50,8 @@ impl CopyFormat {
         }
     }
 
-    fn use_csv(&mut self) {
+    /// Switches to CSV, with its defaults for the delimiter and NULL.
+    pub fn use_csv(&mut self) {
         if !self.csv {
             self.csv = true;
             self.delimiter = ',';
@@ -66,7 +68,7 @@ fn unsupported(what: &str) -> ServerError {
 }
 
 /// The query behind a `COPY ... TO STDOUT` and its output format; `None`
-/// for any other statement.
+/// for any other statement (`COPY ... FROM` included).
 ///
 /// # Errors
 /// `0A000` for COPY forms the server does not offer (FROM, files,
@@ -84,12 +86,35 @@ pub fn to_query(stmt: &Statement) -> Result<Option<(Statement, CopyFormat)>, Ser
         return Ok(None);
     };
     if !to {
-        return Err(unsupported("COPY FROM"));
+        // COPY FROM has its own path (`copy_in`).
+        return Ok(None);
     }
     if *target != CopyTarget::Stdout {
         return Err(unsupported("COPY to a file or program"));
     }
+    let (format, _) = format_of(options, legacy_options)?;
+
+    let query = match source {
+        CopySource::Query(query) => query.as_ref().clone(),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => select_from(table_name, columns)?,
+    };
+    Ok(Some((Statement::Query(Box::new(query)), format)))
+}
+
+/// The format a COPY statement's options describe, and the ENCODING it
+/// names, if any.
+///
+/// # Errors
+/// `0A000` for the binary format and formats COPY does not know.
+pub fn format_of(
+    options: &[CopyOption],
+    legacy_options: &[CopyLegacyOption],
+) -> Result<(CopyFormat, Option<String>), ServerError> {
     let mut format = CopyFormat::text();
+    let mut encoding = None;
     for option in options {
         match option {
             CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
@@ -102,6 +127,7 @@ pub fn to_query(stmt: &Statement) -> Result<Option<(Statement, CopyFormat)>, Ser
             CopyOption::Null(s) => format.null = s.clone(),
             CopyOption::Quote(c) => format.quote = *c,
             CopyOption::Escape(c) => format.escape = *c,
+            CopyOption::Encoding(name) => encoding = Some(name.clone()),
             _ => {}
         }
     }
@@ -132,15 +158,7 @@ pub fn to_query(stmt: &Statement) -> Result<Option<(Statement, CopyFormat)>, Ser
             _ => {}
         }
     }
-
-    let query = match source {
-        CopySource::Query(query) => query.as_ref().clone(),
-        CopySource::Table {
-            table_name,
-            columns,
-        } => select_from(table_name, columns)?,
-    };
-    Ok(Some((Statement::Query(Box::new(query)), format)))
+    Ok((format, encoding))
 }
 
 /// `SELECT columns FROM table` (all columns when none are named), built
@@ -304,7 +322,11 @@ mod tests {
         assert!(format.csv && format.header && format.delimiter == ',');
 
         assert!(to_query(&parse("SELECT 1")).expect("not a COPY").is_none());
-        assert!(to_query(&parse("COPY tasks FROM STDIN")).is_err());
+        assert!(
+            to_query(&parse("COPY tasks FROM STDIN"))
+                .expect("other path")
+                .is_none()
+        );
         assert!(to_query(&parse("COPY tasks TO '/tmp/x'")).is_err());
     }
 

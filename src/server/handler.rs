@@ -43,6 +43,7 @@ use tracing::{Instrument, debug};
 use super::Backend;
 use super::catalog;
 use super::copy;
+use super::copy_in;
 use super::errors::ServerError;
 use super::returning;
 use super::rewrite;
@@ -516,6 +517,13 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if copy_in::is_copy_from(&stmt) {
+            may_run(&Route::Plan, client.transaction_status())?;
+            let pending = copy_in::pending_of(client);
+            if let Some(response) = copy_in::start(session, &pending, &stmt).await? {
+                return Ok(response);
+            }
+        }
         if let Some((query, format)) = copy::to_query(&stmt)? {
             may_run(&Route::Plan, client.transaction_status())?;
             let rows = self
@@ -822,7 +830,7 @@ impl Parser {
             return Ok(None);
         };
         let route = route_of(self.backend.as_ref(), &statement)?;
-        let is_copy = copy::to_query(&statement)?.is_some();
+        let is_copy = copy_in::is_copy_from(&statement) || copy::to_query(&statement)?.is_some();
         let (plan, param_data_types, result_schema) = match &route {
             // COPY is planned when it runs; it describes as returning no rows.
             Route::Plan if is_copy => (None, vec![], None),
@@ -929,6 +937,10 @@ impl QueryHandler {
     {
         let prepared = &portal.statement.statement;
         may_run(&prepared.route, client.transaction_status())?;
+        let pending = copy_in::pending_of(client);
+        if let Some(response) = copy_in::start(session, &pending, &prepared.statement).await? {
+            return Ok(response);
+        }
         if let Some((query, format)) = copy::to_query(&prepared.statement)? {
             let rows = self
                 .run_plan(session, &query, None, &Format::UnifiedText, &mut Vec::new())
@@ -1101,7 +1113,14 @@ impl QueryHandler {
                     *portal.state().lock().await = PortalExecutionState::Finished;
                     pgwire::api::copy::send_copy_out_response(client, copy).await?;
                 }
-                Response::CopyIn(_) | Response::CopyBoth(_) => {
+                Response::CopyIn(copy) => {
+                    // The data follows; CopyDone and the client's Sync end it.
+                    *portal.state().lock().await = PortalExecutionState::Finished;
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    pgwire::api::copy::send_copy_in_response(client, copy).await?;
+                    return Ok(());
+                }
+                Response::CopyBoth(_) => {
                     return Err(ServerError::Sql(SqlError::new(
                         codes::FEATURE_NOT_SUPPORTED,
                         "COPY is not supported",

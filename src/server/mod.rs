@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod constraints;
 pub mod copy;
+pub mod copy_in;
 pub mod errors;
 pub mod functions;
 pub mod handler;
@@ -33,7 +34,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use futures::{SinkExt, StreamExt};
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
+use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -353,14 +354,17 @@ async fn serve_connection(
                 return Ok(());
             }
         };
-        let extended = message.is_extended_query();
+        // A COPY started by Execute ends, failed or not, with the client's
+        // Sync: an error must wait for it like any extended-protocol error.
+        let extended = message.is_extended_query()
+            || matches!(socket.state(), PgWireConnectionState::CopyInProgress(true));
         let outcome = process_message(
             message,
             &mut socket,
             shared.startup.clone(),
             shared.queries.clone(),
             shared.queries.clone(),
-            Arc::new(NoopHandler),
+            Arc::new(copy_in::CopyInHandler),
             shared.cancels.clone(),
         )
         .await;

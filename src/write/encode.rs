@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::scalar::ScalarValue;
 use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value};
@@ -26,7 +26,13 @@ pub fn cast_column(table: &str, col: &ColumnDef, array: &ArrayRef) -> Result<Arr
     if array.data_type() == &target {
         return Ok(array.clone());
     }
-    cast(array, &target).map_err(|e| {
+    // Not the default "safe" cast, which turns a value it cannot convert
+    // into NULL: a bad value must fail, not be written as empty.
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    cast_with_options(array, &target, &options).map_err(|e| {
         SqlError::new(
             codes::INVALID_TEXT_REPRESENTATION,
             format!(

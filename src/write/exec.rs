@@ -200,7 +200,8 @@ impl ExecutionPlan for WriteExec {
 }
 
 /// One API request of a write, prepared before anything is sent.
-struct RowWrite {
+#[derive(Debug, Clone)]
+pub struct RowWrite {
     method: Method,
     path: String,
     body: Option<Value>,
@@ -209,6 +210,50 @@ struct RowWrite {
     links: Map<String, Value>,
     /// Whether an inserted comment has no parent.
     orphan_comment: bool,
+}
+
+impl RowWrite {
+    /// `POST`, `PATCH` or `DELETE`.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request path, e.g. `/tasks/42`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The JSON:API body, if the request has one.
+    pub fn body(&self) -> Option<&Value> {
+        self.body.as_ref()
+    }
+
+    /// Sends the request; answers the record as the API returned it (none
+    /// for DELETE) and the id it was written under.
+    ///
+    /// # Errors
+    /// The API's failure; [`ApiError::OutcomeUnknown`] when the request
+    /// left but no answer came back.
+    pub async fn send(
+        &self,
+        client: &ApiClient,
+        stats: &RequestStats,
+    ) -> Result<(String, Option<ResourceObject>), ApiError> {
+        debug!(method = %self.method, path = %self.path, "write");
+        let doc = client
+            .write(self.method.clone(), &self.path, self.body.as_ref(), stats)
+            .await?;
+        Ok(match doc {
+            Some(mut doc) => {
+                overlay_links(&mut doc.data, &self.links);
+                (doc.data.id.clone(), Some(doc.data))
+            }
+            None => (
+                self.path.rsplit('/').next().unwrap_or_default().to_string(),
+                None,
+            ),
+        })
+    }
 }
 
 async fn run(
@@ -245,37 +290,15 @@ async fn run(
     let mut records: Vec<ResourceObject> = Vec::new();
     let mut notices = Vec::new();
     for write in writes {
-        debug!(method = %write.method, path = %write.path, "write");
-        let answer = job
-            .client
-            .write(
-                write.method.clone(),
-                &write.path,
-                write.body.as_ref(),
-                &stats,
-            )
-            .await;
-        match answer {
-            Ok(doc) => {
-                let id = match &doc {
-                    Some(doc) => doc.data.id.clone(),
-                    None => write
-                        .path
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                };
+        match write.send(&job.client, &stats).await {
+            Ok((id, record)) => {
                 if write.orphan_comment {
                     notices.push(format!(
                         "comment {id} has no parent: it is stored, but the Productive API does \
                          not list it in SELECT * FROM comments; read it with WHERE id = {id}"
                     ));
                 }
-                if let Some(mut doc) = doc {
-                    overlay_links(&mut doc.data, &write.links);
-                    records.push(doc.data);
-                }
+                records.extend(record);
                 applied.push(id);
             }
             Err(e) => {
@@ -307,7 +330,7 @@ async fn run(
 
 /// The error of a write that stopped at one row, saying which rows were
 /// applied before it.
-fn partial_failure(verb: &str, e: ApiError, applied: &[String], total: usize) -> SqlError {
+pub fn partial_failure(verb: &str, e: ApiError, applied: &[String], total: usize) -> SqlError {
     let mut err = e.to_sql_error();
     if total <= 1 {
         return err;
@@ -520,116 +543,129 @@ fn row_value(array: &ArrayRef, row: usize) -> Result<Value, SqlError> {
 
 /// POST bodies for every input row.
 fn prepare_inserts(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<RowWrite>> {
-    let table = def.table;
     let mut writes = Vec::new();
     for batch in batches {
-        let arrays = cast_batch(def, batch)?;
+        let arrays = cast_batch(def, batch).map_err(SqlError::into_datafusion)?;
         for row in 0..batch.num_rows() {
-            let mut values = Vec::new();
-            for (i, col) in def.columns.iter().enumerate() {
-                let Some(array) = arrays.get(i) else {
-                    continue;
-                };
-                let value = row_value(array, row).map_err(SqlError::into_datafusion)?;
-                if value.is_null() {
-                    if col.required_on_create {
-                        return Err(SqlError::new(
-                            codes::NOT_NULL_VIOLATION,
-                            format!(
-                                "null value in column \"{}\" of relation \"{}\" violates not-null \
-                                 constraint",
-                                col.name, table.name
-                            ),
-                        )
-                        .with_detail(format!(
-                            "the Productive API requires {} when creating a record",
-                            col.name
-                        ))
-                        .into_datafusion());
-                    }
-                    continue;
-                }
-                if !col.writable {
-                    let err = if col.name == "id" {
-                        SqlError::new(
-                            codes::FEATURE_NOT_SUPPORTED,
-                            format!(
-                                "column \"id\" of relation \"{}\" is assigned by the Productive \
-                                 API",
-                                table.name
-                            ),
-                        )
-                        .with_hint("leave id out; RETURNING id shows the assigned id")
-                    } else {
-                        super::read_only_column(def, &col.name)
-                    };
-                    return Err(err.into_datafusion());
-                }
-                values.push((col, value));
-            }
-            for (kind, id) in pairs(def) {
-                let set = |n: &str| values.iter().any(|(c, _)| c.name == n);
-                if set(&kind) != set(&id) {
-                    return Err(pair_error(def, &kind, &id).into_datafusion());
-                }
-            }
-            let row_values = RowValues { def, values };
-            let mut body = row_values.body(false).map_err(SqlError::into_datafusion)?;
-            if let Some(fixed) = &table.fixed_filter {
-                body.attributes
-                    .entry(fixed.attribute.to_string())
-                    .or_insert(Value::Bool(fixed.attribute_value));
-            }
-            if !body.custom_fields.is_empty() {
-                let mut merged = match body.attributes.remove("custom_fields") {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                merged.extend(std::mem::take(&mut body.custom_fields));
-                body.attributes
-                    .insert("custom_fields".into(), Value::Object(merged));
-            }
-            let orphan_comment = table.name == "comments"
-                && !COMMENT_PARENTS.iter().any(|p| {
-                    body.relationships
-                        .get(*p)
-                        .is_some_and(|l| !l["data"].is_null())
-                });
-            let links = body.relationships.clone();
-            writes.push(RowWrite {
-                method: Method::POST,
-                path: table.endpoint().to_string(),
-                body: Some(json!({
-                    "data": {
-                        "type": table.json_api_type(),
-                        "attributes": body.attributes,
-                        "relationships": body.relationships,
-                    }
-                })),
-                links,
-                orphan_comment,
-            });
+            writes.push(prepare_insert_row(def, &arrays, row).map_err(SqlError::into_datafusion)?);
         }
     }
     Ok(writes)
 }
 
-fn cast_batch(def: &TableDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+/// The POST of one row, from the table's columns (cast to their types; a
+/// missing trailing column counts as NULL): required fields, read-only
+/// columns and the `*_type`/`*_id` pair rule are checked here.
+pub(crate) fn prepare_insert_row(
+    def: &TableDef,
+    arrays: &[ArrayRef],
+    row: usize,
+) -> Result<RowWrite, SqlError> {
+    let table = def.table;
+    let mut values = Vec::new();
+    for (i, col) in def.columns.iter().enumerate() {
+        let Some(array) = arrays.get(i) else {
+            continue;
+        };
+        let value = row_value(array, row)?;
+        if value.is_null() {
+            if col.required_on_create {
+                return Err(SqlError::new(
+                    codes::NOT_NULL_VIOLATION,
+                    format!(
+                        "null value in column \"{}\" of relation \"{}\" violates not-null \
+                         constraint",
+                        col.name, table.name
+                    ),
+                )
+                .with_detail(format!(
+                    "the Productive API requires {} when creating a record",
+                    col.name
+                )));
+            }
+            continue;
+        }
+        if !col.writable {
+            return Err(if col.name == "id" {
+                SqlError::new(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "column \"id\" of relation \"{}\" is assigned by the Productive API",
+                        table.name
+                    ),
+                )
+                .with_hint("leave id out; RETURNING id shows the assigned id")
+            } else {
+                super::read_only_column(def, &col.name)
+            });
+        }
+        values.push((col, value));
+    }
+    for (kind, id) in pairs(def) {
+        let set = |n: &str| values.iter().any(|(c, _)| c.name == n);
+        if set(&kind) != set(&id) {
+            return Err(pair_error(def, &kind, &id));
+        }
+    }
+    let row_values = RowValues { def, values };
+    let mut body = row_values.body(false)?;
+    if let Some(fixed) = &table.fixed_filter {
+        body.attributes
+            .entry(fixed.attribute.to_string())
+            .or_insert(Value::Bool(fixed.attribute_value));
+    }
+    if !body.custom_fields.is_empty() {
+        let mut merged = match body.attributes.remove("custom_fields") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        merged.extend(std::mem::take(&mut body.custom_fields));
+        body.attributes
+            .insert("custom_fields".into(), Value::Object(merged));
+    }
+    let orphan_comment = table.name == "comments"
+        && !COMMENT_PARENTS.iter().any(|p| {
+            body.relationships
+                .get(*p)
+                .is_some_and(|l| !l["data"].is_null())
+        });
+    let links = body.relationships.clone();
+    Ok(RowWrite {
+        method: Method::POST,
+        path: table.endpoint().to_string(),
+        body: Some(json!({
+            "data": {
+                "type": table.json_api_type(),
+                "attributes": body.attributes,
+                "relationships": body.relationships,
+            }
+        })),
+        links,
+        orphan_comment,
+    })
+}
+
+/// The table's columns of `batch`, each cast to its column's type.
+pub(crate) fn cast_batch(def: &TableDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>, SqlError> {
     def.columns
         .iter()
         .enumerate()
         .filter(|(i, _)| *i < batch.num_columns())
-        .map(|(i, col)| {
-            cast_column(def.table.name, col, batch.column(i)).map_err(SqlError::into_datafusion)
-        })
+        .map(|(i, col)| cast_column(def.table.name, col, batch.column(i)))
         .collect()
 }
 
 /// The id of a scanned row.
-fn row_id(def: &TableDef, batch: &RecordBatch, row: usize) -> Result<String> {
+fn row_id(def: &TableDef, batch: &RecordBatch, row: usize) -> Result<String, SqlError> {
     let index = def.index_of("id").unwrap_or(0);
-    match natural_value(batch.column(index), row).map_err(SqlError::into_datafusion)? {
-        Value::Null => Err(DataFusionError::Internal("a scanned row has no id".into())),
+    match natural_value(batch.column(index), row)? {
+        Value::Null => Err(SqlError::new(
+            codes::NOT_NULL_VIOLATION,
+            format!(
+                "null value in column \"id\" of relation \"{}\": the row to change has no id",
+                def.table.name
+            ),
+        )),
         Value::String(s) => Ok(s),
         other => Ok(other.to_string()),
     }
@@ -679,65 +715,79 @@ fn prepare_updates(
     matched: &[RecordBatch],
     assignments: &[(usize, Arc<dyn PhysicalExpr>)],
 ) -> Result<Vec<RowWrite>> {
-    let table = def.table;
-    let custom_index = def.index_of("custom_fields");
     let mut writes = Vec::new();
     for batch in matched {
         let mut new_values: Vec<(usize, ArrayRef)> = Vec::new();
         for (index, expr) in assignments {
             let array = expr.evaluate(batch)?.into_array(batch.num_rows())?;
             let col = &def.columns[*index];
-            let array = cast_column(table.name, col, &array).map_err(SqlError::into_datafusion)?;
+            let array =
+                cast_column(def.table.name, col, &array).map_err(SqlError::into_datafusion)?;
             new_values.push((*index, array));
         }
         for row in 0..batch.num_rows() {
-            let id = row_id(def, batch, row)?;
-            let mut values = Vec::new();
-            for (index, array) in &new_values {
-                let value = row_value(array, row).map_err(SqlError::into_datafusion)?;
-                values.push((&def.columns[*index], value));
-            }
-            let row_values = RowValues { def, values };
-            let mut body = row_values.body(true).map_err(SqlError::into_datafusion)?;
-            if !body.custom_fields.is_empty() {
-                // The API may replace the whole object on PATCH: send the
-                // current values with the changed ones merged in.
-                let mut merged = match body.attributes.remove("custom_fields") {
-                    Some(Value::Object(m)) => m,
-                    _ => match custom_index.map(|i| natural_value(batch.column(i), row)) {
-                        Some(Ok(Value::String(text))) => {
-                            match serde_json::from_str::<Value>(&text) {
-                                Ok(Value::Object(m)) => m,
-                                _ => Map::new(),
-                            }
-                        }
-                        _ => Map::new(),
-                    },
-                };
-                merged.extend(std::mem::take(&mut body.custom_fields));
-                body.attributes
-                    .insert("custom_fields".into(), Value::Object(merged));
-            }
-            let mut links = links_of_row(def, batch, row);
-            links.extend(body.relationships.clone());
-            let mut data = json!({
-                "type": table.json_api_type(),
-                "id": id,
-                "attributes": body.attributes,
-            });
-            if !body.relationships.is_empty() {
-                data["relationships"] = Value::Object(body.relationships);
-            }
-            writes.push(RowWrite {
-                method: Method::PATCH,
-                path: format!("{}/{id}", table.endpoint()),
-                body: Some(json!({ "data": data })),
-                links,
-                orphan_comment: false,
-            });
+            writes.push(
+                prepare_update_row(def, batch, row, &new_values)
+                    .map_err(SqlError::into_datafusion)?,
+            );
         }
     }
     Ok(writes)
+}
+
+/// The PATCH of one row of `batch` (in the table's schema, `id` set),
+/// setting the columns of `new_values` (column index, values cast to the
+/// column's type) to their value in that row.
+pub(crate) fn prepare_update_row(
+    def: &TableDef,
+    batch: &RecordBatch,
+    row: usize,
+    new_values: &[(usize, ArrayRef)],
+) -> Result<RowWrite, SqlError> {
+    let table = def.table;
+    let custom_index = def.index_of("custom_fields");
+    let id = row_id(def, batch, row)?;
+    let mut values = Vec::new();
+    for (index, array) in new_values {
+        let value = row_value(array, row)?;
+        values.push((&def.columns[*index], value));
+    }
+    let row_values = RowValues { def, values };
+    let mut body = row_values.body(true)?;
+    if !body.custom_fields.is_empty() {
+        // The API may replace the whole object on PATCH: send the
+        // current values with the changed ones merged in.
+        let mut merged = match body.attributes.remove("custom_fields") {
+            Some(Value::Object(m)) => m,
+            _ => match custom_index.map(|i| natural_value(batch.column(i), row)) {
+                Some(Ok(Value::String(text))) => match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(m)) => m,
+                    _ => Map::new(),
+                },
+                _ => Map::new(),
+            },
+        };
+        merged.extend(std::mem::take(&mut body.custom_fields));
+        body.attributes
+            .insert("custom_fields".into(), Value::Object(merged));
+    }
+    let mut links = links_of_row(def, batch, row);
+    links.extend(body.relationships.clone());
+    let mut data = json!({
+        "type": table.json_api_type(),
+        "id": id,
+        "attributes": body.attributes,
+    });
+    if !body.relationships.is_empty() {
+        data["relationships"] = Value::Object(body.relationships);
+    }
+    Ok(RowWrite {
+        method: Method::PATCH,
+        path: format!("{}/{id}", table.endpoint()),
+        body: Some(json!({ "data": data })),
+        links,
+        orphan_comment: false,
+    })
 }
 
 /// DELETE requests for every matched row.
@@ -745,17 +795,22 @@ fn prepare_deletes(def: &TableDef, matched: &[RecordBatch]) -> Result<Vec<RowWri
     let mut writes = Vec::new();
     for batch in matched {
         for row in 0..batch.num_rows() {
-            let id = row_id(def, batch, row)?;
-            writes.push(RowWrite {
-                method: Method::DELETE,
-                path: format!("{}/{id}", def.table.endpoint()),
-                body: None,
-                links: Map::new(),
-                orphan_comment: false,
-            });
+            let id = row_id(def, batch, row).map_err(SqlError::into_datafusion)?;
+            writes.push(delete_of(def, &id));
         }
     }
     Ok(writes)
+}
+
+/// The DELETE of the record `id`.
+pub(crate) fn delete_of(def: &TableDef, id: &str) -> RowWrite {
+    RowWrite {
+        method: Method::DELETE,
+        path: format!("{}/{id}", def.table.endpoint()),
+        body: None,
+        links: Map::new(),
+        orphan_comment: false,
+    }
 }
 
 /// Fills relationships the answer hides (`included: false`) from what was

@@ -15,6 +15,7 @@
 pub mod encode;
 pub mod exec;
 pub mod procedures;
+pub mod rows;
 
 use std::sync::Arc;
 
@@ -110,7 +111,11 @@ fn write_context(state: &dyn Session) -> Option<Arc<WriteContext>> {
 }
 
 /// Refuses a statement the table's write contract does not allow.
-fn check_allowed(def: &TableDef, statement: &str, allowed: bool) -> Result<(), SqlError> {
+pub(crate) fn check_allowed(
+    def: &TableDef,
+    statement: &str,
+    allowed: bool,
+) -> Result<(), SqlError> {
     if allowed {
         return Ok(());
     }
@@ -125,7 +130,7 @@ fn check_allowed(def: &TableDef, statement: &str, allowed: bool) -> Result<(), S
     ))
 }
 
-fn read_only_column(def: &TableDef, column: &str) -> SqlError {
+pub(crate) fn read_only_column(def: &TableDef, column: &str) -> SqlError {
     SqlError::new(
         codes::FEATURE_NOT_SUPPORTED,
         format!(
@@ -307,7 +312,7 @@ pub(crate) fn pair_error(def: &TableDef, kind: &str, id: &str) -> SqlError {
 }
 
 /// Refuses a statement that names one column of a pair without the other.
-fn check_pairs_named(def: &TableDef, names: &[&str]) -> Result<(), SqlError> {
+pub(crate) fn check_pairs_named(def: &TableDef, names: &[&str]) -> Result<(), SqlError> {
     for (kind, id) in pairs(def) {
         let has_kind = names.contains(&kind.as_str());
         let has_id = names.contains(&id.as_str());
