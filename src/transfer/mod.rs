@@ -4,6 +4,7 @@
 //! - [`export`]: a table or a query to a CSV file.
 //! - [`replicate`]: the replication engine (full and incremental copies,
 //!   deletions, watermarks, retries of failed records).
+//! - [`sync`]: two-way sync of tables with a target.
 //! - [`target`]: the SQLite and PostgreSQL targets.
 //! - [`value`]: one JSON:API value as a target stores it.
 //! - [`progress`]: progress bars and the per-table summary.
@@ -12,6 +13,7 @@ pub mod csv_out;
 pub mod export;
 pub mod progress;
 pub mod replicate;
+pub mod sync;
 pub mod target;
 pub mod value;
 

@@ -200,10 +200,10 @@ impl ExecutionPlan for WriteExec {
 }
 
 /// One API request of a write, prepared before anything is sent.
-struct RowWrite {
-    method: Method,
-    path: String,
-    body: Option<Value>,
+pub(crate) struct RowWrite {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
     /// Relationships as known before the answer (sent or scanned), used
     /// where the answer hides a linkage.
     links: Map<String, Value>,
@@ -520,7 +520,6 @@ fn row_value(array: &ArrayRef, row: usize) -> Result<Value, SqlError> {
 
 /// POST bodies for every input row.
 fn prepare_inserts(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<RowWrite>> {
-    let table = def.table;
     let mut writes = Vec::new();
     for batch in batches {
         let arrays = cast_batch(def, batch)?;
@@ -531,87 +530,103 @@ fn prepare_inserts(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<RowWri
                     continue;
                 };
                 let value = row_value(array, row).map_err(SqlError::into_datafusion)?;
-                if value.is_null() {
-                    if col.required_on_create {
-                        return Err(SqlError::new(
-                            codes::NOT_NULL_VIOLATION,
-                            format!(
-                                "null value in column \"{}\" of relation \"{}\" violates not-null \
-                                 constraint",
-                                col.name, table.name
-                            ),
-                        )
-                        .with_detail(format!(
-                            "the Productive API requires {} when creating a record",
-                            col.name
-                        ))
-                        .into_datafusion());
-                    }
-                    continue;
-                }
-                if !col.writable {
-                    let err = if col.name == "id" {
-                        SqlError::new(
-                            codes::FEATURE_NOT_SUPPORTED,
-                            format!(
-                                "column \"id\" of relation \"{}\" is assigned by the Productive \
-                                 API",
-                                table.name
-                            ),
-                        )
-                        .with_hint("leave id out; RETURNING id shows the assigned id")
-                    } else {
-                        super::read_only_column(def, &col.name)
-                    };
-                    return Err(err.into_datafusion());
-                }
                 values.push((col, value));
             }
-            for (kind, id) in pairs(def) {
-                let set = |n: &str| values.iter().any(|(c, _)| c.name == n);
-                if set(&kind) != set(&id) {
-                    return Err(pair_error(def, &kind, &id).into_datafusion());
-                }
-            }
-            let row_values = RowValues { def, values };
-            let mut body = row_values.body(false).map_err(SqlError::into_datafusion)?;
-            if let Some(fixed) = &table.fixed_filter {
-                body.attributes
-                    .entry(fixed.attribute.to_string())
-                    .or_insert(Value::Bool(fixed.attribute_value));
-            }
-            if !body.custom_fields.is_empty() {
-                let mut merged = match body.attributes.remove("custom_fields") {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                merged.extend(std::mem::take(&mut body.custom_fields));
-                body.attributes
-                    .insert("custom_fields".into(), Value::Object(merged));
-            }
-            let orphan_comment = table.name == "comments"
-                && !COMMENT_PARENTS.iter().any(|p| {
-                    body.relationships
-                        .get(*p)
-                        .is_some_and(|l| !l["data"].is_null())
-                });
-            let links = body.relationships.clone();
-            writes.push(RowWrite {
-                method: Method::POST,
-                path: table.endpoint().to_string(),
-                body: Some(json!({
-                    "data": {
-                        "type": table.json_api_type(),
-                        "attributes": body.attributes,
-                        "relationships": body.relationships,
-                    }
-                })),
-                links,
-                orphan_comment,
-            });
+            writes.push(insert_request(def, values).map_err(SqlError::into_datafusion)?);
         }
     }
     Ok(writes)
+}
+
+/// The POST of one new record from its column values (a column left out
+/// or NULL is not sent).
+///
+/// # Errors
+/// 23502 for a NULL in a column the API requires on creation; 0A000 for a
+/// value in `id` or a read-only column; 23514 for half a `*_type`/`*_id`
+/// pair; class 22 for a value that does not fit its attribute.
+pub(crate) fn insert_request(
+    def: &TableDef,
+    all_values: Vec<(&ColumnDef, Value)>,
+) -> Result<RowWrite, SqlError> {
+    let table = def.table;
+    let mut values = Vec::new();
+    for (col, value) in all_values {
+        if value.is_null() {
+            if col.required_on_create {
+                return Err(SqlError::new(
+                    codes::NOT_NULL_VIOLATION,
+                    format!(
+                        "null value in column \"{}\" of relation \"{}\" violates not-null \
+                         constraint",
+                        col.name, table.name
+                    ),
+                )
+                .with_detail(format!(
+                    "the Productive API requires {} when creating a record",
+                    col.name
+                )));
+            }
+            continue;
+        }
+        if !col.writable {
+            return Err(if col.name == "id" {
+                SqlError::new(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "column \"id\" of relation \"{}\" is assigned by the Productive API",
+                        table.name
+                    ),
+                )
+                .with_hint("leave id out; RETURNING id shows the assigned id")
+            } else {
+                super::read_only_column(def, &col.name)
+            });
+        }
+        values.push((col, value));
+    }
+    for (kind, id) in pairs(def) {
+        let set = |n: &str| values.iter().any(|(c, _)| c.name == n);
+        if set(&kind) != set(&id) {
+            return Err(pair_error(def, &kind, &id));
+        }
+    }
+    let row_values = RowValues { def, values };
+    let mut body = row_values.body(false)?;
+    if let Some(fixed) = &table.fixed_filter {
+        body.attributes
+            .entry(fixed.attribute.to_string())
+            .or_insert(Value::Bool(fixed.attribute_value));
+    }
+    if !body.custom_fields.is_empty() {
+        let mut merged = match body.attributes.remove("custom_fields") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        merged.extend(std::mem::take(&mut body.custom_fields));
+        body.attributes
+            .insert("custom_fields".into(), Value::Object(merged));
+    }
+    let orphan_comment = table.name == "comments"
+        && !COMMENT_PARENTS.iter().any(|p| {
+            body.relationships
+                .get(*p)
+                .is_some_and(|l| !l["data"].is_null())
+        });
+    let links = body.relationships.clone();
+    Ok(RowWrite {
+        method: Method::POST,
+        path: table.endpoint().to_string(),
+        body: Some(json!({
+            "data": {
+                "type": table.json_api_type(),
+                "attributes": body.attributes,
+                "relationships": body.relationships,
+            }
+        })),
+        links,
+        orphan_comment,
+    })
 }
 
 fn cast_batch(def: &TableDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
@@ -697,47 +712,67 @@ fn prepare_updates(
                 let value = row_value(array, row).map_err(SqlError::into_datafusion)?;
                 values.push((&def.columns[*index], value));
             }
-            let row_values = RowValues { def, values };
-            let mut body = row_values.body(true).map_err(SqlError::into_datafusion)?;
-            if !body.custom_fields.is_empty() {
-                // The API may replace the whole object on PATCH: send the
-                // current values with the changed ones merged in.
-                let mut merged = match body.attributes.remove("custom_fields") {
-                    Some(Value::Object(m)) => m,
-                    _ => match custom_index.map(|i| natural_value(batch.column(i), row)) {
-                        Some(Ok(Value::String(text))) => {
-                            match serde_json::from_str::<Value>(&text) {
-                                Ok(Value::Object(m)) => m,
-                                _ => Map::new(),
-                            }
-                        }
-                        _ => Map::new(),
-                    },
-                };
-                merged.extend(std::mem::take(&mut body.custom_fields));
-                body.attributes
-                    .insert("custom_fields".into(), Value::Object(merged));
-            }
+            let current_custom = || match custom_index.map(|i| natural_value(batch.column(i), row))
+            {
+                Some(Ok(Value::String(text))) => match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(m)) => m,
+                    _ => Map::new(),
+                },
+                _ => Map::new(),
+            };
+            let mut write =
+                update_request(def, &id, values, current_custom).map_err(SqlError::into_datafusion)?;
             let mut links = links_of_row(def, batch, row);
-            links.extend(body.relationships.clone());
-            let mut data = json!({
-                "type": table.json_api_type(),
-                "id": id,
-                "attributes": body.attributes,
-            });
-            if !body.relationships.is_empty() {
-                data["relationships"] = Value::Object(body.relationships);
-            }
-            writes.push(RowWrite {
-                method: Method::PATCH,
-                path: format!("{}/{id}", table.endpoint()),
-                body: Some(json!({ "data": data })),
-                links,
-                orphan_comment: false,
-            });
+            links.extend(std::mem::take(&mut write.links));
+            write.links = links;
+            writes.push(write);
         }
     }
     Ok(writes)
+}
+
+/// The PATCH of record `id` setting `values`; `current_custom` gives the
+/// record's custom field values, sent along when one of them changes.
+///
+/// # Errors
+/// 23514 for an invalid `*_type` value; class 22 for a value that does
+/// not fit its attribute.
+pub(crate) fn update_request(
+    def: &TableDef,
+    id: &str,
+    values: Vec<(&ColumnDef, Value)>,
+    current_custom: impl FnOnce() -> Map<String, Value>,
+) -> Result<RowWrite, SqlError> {
+    let table = def.table;
+    let row_values = RowValues { def, values };
+    let mut body = row_values.body(true)?;
+    if !body.custom_fields.is_empty() {
+        // The API may replace the whole object on PATCH: send the
+        // current values with the changed ones merged in.
+        let mut merged = match body.attributes.remove("custom_fields") {
+            Some(Value::Object(m)) => m,
+            _ => current_custom(),
+        };
+        merged.extend(std::mem::take(&mut body.custom_fields));
+        body.attributes
+            .insert("custom_fields".into(), Value::Object(merged));
+    }
+    let links = body.relationships.clone();
+    let mut data = json!({
+        "type": table.json_api_type(),
+        "id": id,
+        "attributes": body.attributes,
+    });
+    if !body.relationships.is_empty() {
+        data["relationships"] = Value::Object(body.relationships);
+    }
+    Ok(RowWrite {
+        method: Method::PATCH,
+        path: format!("{}/{id}", table.endpoint()),
+        body: Some(json!({ "data": data })),
+        links,
+        orphan_comment: false,
+    })
 }
 
 /// DELETE requests for every matched row.
