@@ -195,7 +195,8 @@ pub async fn run(
     options: &ReplicateOptions,
     progress: &Progress,
 ) -> Result<RunReport, ReplicateError> {
-    let tables = selected_tables(options)?;
+    // An unknown table is reported before the target is opened.
+    selected_tables(options)?;
     let mut target = super::target::open(&options.target).await?;
     run_on(client, options, target.as_mut(), progress).await
 }

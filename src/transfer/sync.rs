@@ -55,7 +55,7 @@ use crate::api::document::ResourceObject;
 use crate::api::{ApiClient, ApiError, RequestStats};
 use crate::catalog::{Catalog, SqlType, Table};
 use crate::table::TableDef;
-use crate::write::exec::{RowWrite, insert_request, update_request};
+use crate::write::exec::{RowWrite, delete_request, insert_request, update_request};
 
 /// Tables synced when `--tables` is not given.
 pub const DEFAULT_TABLES: [&str; 3] = ["invoices", "bookings", "tasks"];
@@ -954,19 +954,13 @@ impl Push<'_> {
             }
             conflict = Some(record_);
         }
-        let path = format!("{}/{id}", self.def.table.endpoint());
+        let request = delete_request(self.def, &id.to_string());
         if self.planning() {
             self.summary.pushed_deleted += 1;
-            self.note(Side::Productive, "delete", Some(id), format!("DELETE {path}"));
+            let detail = format!("DELETE {}", request.path);
+            self.note(Side::Productive, "delete", Some(id), detail);
             return Ok(());
         }
-        let request = RowWrite {
-            method: Method::DELETE,
-            path,
-            body: None,
-            links: Map::new(),
-            orphan_comment: false,
-        };
         match self.send(request).await {
             Sent::Done(_) => {
                 let write = SyncWrite {

@@ -781,16 +781,21 @@ fn prepare_deletes(def: &TableDef, matched: &[RecordBatch]) -> Result<Vec<RowWri
     for batch in matched {
         for row in 0..batch.num_rows() {
             let id = row_id(def, batch, row)?;
-            writes.push(RowWrite {
-                method: Method::DELETE,
-                path: format!("{}/{id}", def.table.endpoint()),
-                body: None,
-                links: Map::new(),
-                orphan_comment: false,
-            });
+            writes.push(delete_request(def, &id));
         }
     }
     Ok(writes)
+}
+
+/// The DELETE of record `id`.
+pub(crate) fn delete_request(def: &TableDef, id: &str) -> RowWrite {
+    RowWrite {
+        method: Method::DELETE,
+        path: format!("{}/{id}", def.table.endpoint()),
+        body: None,
+        links: Map::new(),
+        orphan_comment: false,
+    }
 }
 
 /// Fills relationships the answer hides (`included: false`) from what was
