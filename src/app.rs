@@ -479,6 +479,26 @@ pub async fn replicate(
     result
 }
 
+/// Runs `sync` once, printing the summary (and plan) on stdout.
+///
+/// # Errors
+/// Bad settings, a target that cannot be opened, an unknown or unsyncable
+/// table.
+pub async fn sync(
+    api: &ApiSettings,
+    options: &crate::transfer::sync::SyncOptions,
+) -> Result<crate::transfer::sync::SyncReport> {
+    let (client, sim) = open_api(api).await?;
+    let progress = crate::transfer::Progress::for_stderr();
+    let result = crate::transfer::sync::run(&client, options, &progress).await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    let report = result?;
+    print!("{}", report.render());
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

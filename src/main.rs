@@ -27,6 +27,8 @@ enum Command {
     Sim(SimArgs),
     /// Copy the organization into SQLite or PostgreSQL, incrementally.
     Replicate(ReplicateArgs),
+    /// Two-way sync of tables with SQLite or PostgreSQL.
+    Sync(SyncArgs),
     /// Export a table or a query to CSV.
     Export(ExportArgs),
     /// Import a CSV file into a table (insert, update, upsert or delete).
@@ -71,6 +73,26 @@ struct ReplicateArgs {
     /// Size of the demo organization (with --demo).
     #[arg(long, default_value_t = 1)]
     scale: u32,
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    /// Where to: `sqlite:FILE.db` or `postgres://user:password@host/db`.
+    #[arg(long, env = "PRODUCTIVE_PG_TARGET")]
+    target: String,
+    /// Only these tables, comma-separated (default: invoices,bookings,tasks).
+    #[arg(long, value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    /// How a row changed on both sides is resolved: remote-wins,
+    /// local-wins or newest-wins.
+    #[arg(long, default_value = "remote-wins")]
+    conflict: productive_pg::transfer::sync::ConflictPolicy,
+    /// Print and store (in productive_sync_plan) what a run would change;
+    /// change nothing.
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// Where a command reads Productive data from.
@@ -406,6 +428,23 @@ fn main() -> ExitCode {
                 // A run that failed anywhere exits with 1; one that could
                 // not run at all with 2.
                 app::replicate(settings, ctrl_c()).await.map(|report| {
+                    if report.failed() {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                })
+            }
+            Command::Sync(args) => {
+                let options = productive_pg::transfer::sync::SyncOptions {
+                    target: args.target,
+                    tables: args.tables,
+                    conflict: args.conflict,
+                    plan: args.plan,
+                };
+                // Anything refused or failed exits with 1; a run that could
+                // not start with 2.
+                app::sync(&args.api.settings(), &options).await.map(|report| {
                     if report.failed() {
                         ExitCode::from(1)
                     } else {

@@ -550,26 +550,6 @@ async fn full_copies_delete_rows_the_api_no_longer_has() {
     );
 }
 
-/// Runs statements on the replica as a user would.
-async fn user_sql(db: &TestDb, sql: &str) {
-    match db {
-        TestDb::Sqlite(path) => rusqlite::Connection::open(path)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        TestDb::Postgres { url, .. } => {
-            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-                .batch_execute(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-    }
-}
-
 async fn changes_in_the_target_are_captured(db: TestDb) {
     let sim = start_sim(fixture::standard()).await;
     let client = client_for(&sim);

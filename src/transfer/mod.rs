@@ -7,6 +7,7 @@
 //! - [`export`]: a table or a query to a CSV file.
 //! - [`replicate`]: the replication engine (full and incremental copies,
 //!   deletions, watermarks, retries of failed records).
+//! - [`sync`]: two-way sync of tables with a target.
 //! - [`target`]: the SQLite and PostgreSQL targets.
 //! - [`value`]: one JSON:API value as a target stores it.
 //! - [`progress`]: progress bars and the per-table summary.
@@ -17,6 +18,7 @@ pub mod export;
 pub mod import;
 pub mod progress;
 pub mod replicate;
+pub mod sync;
 pub mod target;
 pub mod value;
 

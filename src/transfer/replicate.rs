@@ -30,7 +30,9 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::progress::{Progress, TableSummary};
-use super::target::{Batch, BatchOutcome, ColumnSpec, TableSpec, TableState, Target, TargetError};
+use super::target::{
+    Batch, BatchOutcome, ColumnSpec, Row, TableSpec, TableState, Target, TargetError,
+};
 use super::value::{cell, row_fingerprint};
 use crate::api::document::ResourceObject;
 use crate::api::{
@@ -193,8 +195,16 @@ pub async fn run(
     options: &ReplicateOptions,
     progress: &Progress,
 ) -> Result<RunReport, ReplicateError> {
+    // An unknown table is reported before the target is opened.
+    selected_tables(options)?;
+    let mut target = super::target::open(&options.target).await?;
+    run_on(client, options, target.as_mut(), progress).await
+}
+
+/// The tables `options` names, or every table.
+fn selected_tables(options: &ReplicateOptions) -> Result<Vec<&'static Table>, ReplicateError> {
     let catalog = Catalog::get();
-    let tables: Vec<&'static Table> = match &options.tables {
+    match &options.tables {
         Some(names) => names
             .iter()
             .map(|n| {
@@ -202,10 +212,23 @@ pub async fn run(
                     .table(n.trim())
                     .ok_or_else(|| ReplicateError::UnknownTable(n.trim().to_string()))
             })
-            .collect::<Result<_, _>>()?,
-        None => catalog.tables().iter().collect(),
-    };
-    let mut target = super::target::open(&options.target).await?;
+            .collect(),
+        None => Ok(catalog.tables().iter().collect()),
+    }
+}
+
+/// [`run`] on a target already open (`options.target` is not read).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_on(
+    client: &ApiClient,
+    options: &ReplicateOptions,
+    target: &mut dyn Target,
+    progress: &Progress,
+) -> Result<RunReport, ReplicateError> {
+    let catalog = Catalog::get();
+    let tables = selected_tables(options)?;
     target.prepare().await?;
     let run_started = Utc::now();
 
@@ -293,7 +316,7 @@ pub async fn run(
         let full = options.full || position == Some(None);
         let mut job = TableJob {
             client,
-            target: target.as_mut(),
+            target: &mut *target,
             table,
             def,
             spec,
@@ -384,7 +407,7 @@ fn referenced_first<T>(mut jobs: Vec<(T, TableDef, TableSpec)>) -> Vec<(T, Table
 /// pointing at another of those tables get a foreign key. References of a
 /// table to itself (a task's parent task) get none: a page may hold a
 /// child before its parent.
-fn table_spec(def: &TableDef, references: Option<&HashSet<&str>>) -> TableSpec {
+pub(crate) fn table_spec(def: &TableDef, references: Option<&HashSet<&str>>) -> TableSpec {
     let catalog = Catalog::get();
     let columns = def
         .columns
@@ -425,6 +448,95 @@ fn table_spec(def: &TableDef, references: Option<&HashSet<&str>>) -> TableSpec {
         name: def.table.name.to_string(),
         columns,
     }
+}
+
+/// The list request of a table: its fixed filter and the includes its
+/// relationship columns need.
+pub(crate) fn base_request(def: &TableDef) -> ListRequest {
+    let mut req = ListRequest::new(def.table.endpoint());
+    if let Some(fixed) = def.table.fixed_filter {
+        req.filters
+            .push(FilterExpr::Cond(FilterCond::eq(fixed.name, fixed.value)));
+    }
+    let mut includes: Vec<String> = Vec::new();
+    for c in &def.columns {
+        for i in c.includes() {
+            if !includes.contains(&i) {
+                includes.push(i);
+            }
+        }
+    }
+    req.include = includes;
+    req
+}
+
+/// The records of `def`'s table with these ids that exist (at most
+/// [`IDS_PER_REQUEST`] ids a call keeps it to one request per page).
+pub(crate) async fn fetch_records(
+    client: &ApiClient,
+    def: &TableDef,
+    ids: &[i64],
+    stats: &RequestStats,
+) -> Result<Vec<ResourceObject>, ApiError> {
+    let table = def.table;
+    let base = base_request(def);
+    let mut records = Vec::new();
+    if table.resource.filter("id").is_some() {
+        for chunk in ids.chunks(IDS_PER_REQUEST) {
+            let mut req = base.clone();
+            req.filters.push(FilterExpr::Cond(FilterCond::any_of(
+                "id",
+                chunk.iter().map(i64::to_string).collect(),
+            )));
+            let mut page = 1;
+            loop {
+                let doc = client.list_page(&req, page, stats).await?;
+                let total = doc.meta.total_pages.unwrap_or(1);
+                let empty = doc.data.is_empty();
+                records.extend(doc.data);
+                if page >= total || empty {
+                    break;
+                }
+                page += 1;
+            }
+        }
+    } else {
+        for id in ids {
+            let found = client
+                .get_one(table.endpoint(), &id.to_string(), &base.include, stats)
+                .await?;
+            records.extend(found.map(|d| d.data));
+        }
+    }
+    // A record of the other table on a shared endpoint (a budget fetched
+    // by id as a deal) does not belong here.
+    if let Some(fixed) = table.fixed_filter {
+        records.retain(|r| {
+            r.attributes.get(fixed.attribute) == Some(&Value::Bool(fixed.attribute_value))
+        });
+    }
+    Ok(records)
+}
+
+/// A record as a row of `def`'s table.
+///
+/// # Errors
+/// A message naming the column whose value does not fit its type.
+pub(crate) fn record_row(def: &TableDef, record: &ResourceObject) -> Result<Row, String> {
+    let id = record
+        .id
+        .parse::<i64>()
+        .map_err(|_| format!("record id {:?} is not a number", record.id))?;
+    let cells = def
+        .columns
+        .iter()
+        .map(|c| cell(record, c).map_err(|e| format!("{}: {e}", c.name)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Row {
+        id,
+        fingerprint: row_fingerprint(&cells),
+        cells,
+    })
 }
 
 /// The feed's `item_type` for a JSON:API type: the singular of the
@@ -509,7 +621,7 @@ fn overlap_date(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+pub(crate) fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     convert::read_timestamp(v)
         .ok()
         .and_then(DateTime::<Utc>::from_timestamp_micros)
@@ -616,21 +728,7 @@ impl TableJob<'_> {
     /// The list request of this table: its fixed filter and the includes
     /// its relationship columns need.
     fn base_request(&self) -> ListRequest {
-        let mut req = ListRequest::new(self.table.endpoint());
-        if let Some(fixed) = self.table.fixed_filter {
-            req.filters
-                .push(FilterExpr::Cond(FilterCond::eq(fixed.name, fixed.value)));
-        }
-        let mut includes: Vec<String> = Vec::new();
-        for c in &self.def.columns {
-            for i in c.includes() {
-                if !includes.contains(&i) {
-                    includes.push(i);
-                }
-            }
-        }
-        req.include = includes;
-        req
+        base_request(self.def)
     }
 
     /// Copies every record, then deletes rows the API no longer lists.
@@ -777,48 +875,8 @@ impl TableJob<'_> {
         ids: &[i64],
         resolve_missing: bool,
     ) -> Result<(), ReplicateError> {
-        let base = self.base_request();
-        let by_filter = self.table.resource.filter("id").is_some();
         for chunk in ids.chunks(IDS_PER_REQUEST) {
-            let mut records = Vec::new();
-            if by_filter {
-                let mut req = base.clone();
-                req.filters.push(FilterExpr::Cond(FilterCond::any_of(
-                    "id",
-                    chunk.iter().map(i64::to_string).collect(),
-                )));
-                let mut page = 1;
-                loop {
-                    let doc = self.client.list_page(&req, page, &self.stats).await?;
-                    let total = doc.meta.total_pages.unwrap_or(1);
-                    let empty = doc.data.is_empty();
-                    records.extend(doc.data);
-                    if page >= total || empty {
-                        break;
-                    }
-                    page += 1;
-                }
-            } else {
-                for id in chunk {
-                    let found = self
-                        .client
-                        .get_one(
-                            self.table.endpoint(),
-                            &id.to_string(),
-                            &base.include,
-                            &self.stats,
-                        )
-                        .await?;
-                    records.extend(found.map(|d| d.data));
-                }
-            }
-            // A record of the other table on a shared endpoint (a budget
-            // fetched by id as a deal) does not belong here.
-            if let Some(fixed) = self.table.fixed_filter {
-                records.retain(|r| {
-                    r.attributes.get(fixed.attribute) == Some(&Value::Bool(fixed.attribute_value))
-                });
-            }
+            let records = fetch_records(self.client, self.def, chunk, &self.stats).await?;
             self.write_records(&records).await?;
             if resolve_missing {
                 let found: HashSet<i64> =
@@ -863,24 +921,14 @@ impl TableJob<'_> {
                 warn!(table = self.table.name, id = %record.id, "record id is not a number");
                 continue;
             };
-            let cells: Result<Vec<_>, String> = self
-                .def
-                .columns
-                .iter()
-                .map(|c| cell(record, c).map_err(|e| format!("{}: {e}", c.name)))
-                .collect();
-            match cells {
-                Ok(cells) => {
+            match record_row(self.def, record) {
+                Ok(row) => {
                     let marker = marker_attribute
                         .as_ref()
                         .and_then(|a| record.attributes.get(a))
                         .and_then(timestamp);
                     result.newest = result.newest.max(marker);
-                    rows.push(super::target::Row {
-                        id,
-                        fingerprint: row_fingerprint(&cells),
-                        cells,
-                    });
+                    rows.push(row);
                 }
                 Err(reason) => {
                     warn!(table = self.table.name, id, %reason, "record cannot be stored");

@@ -202,9 +202,9 @@ impl ExecutionPlan for WriteExec {
 /// One API request of a write, prepared before anything is sent.
 #[derive(Debug, Clone)]
 pub struct RowWrite {
-    method: Method,
-    path: String,
-    body: Option<Value>,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
     /// Relationships as known before the answer (sent or scanned), used
     /// where the answer hides a linkage.
     links: Map<String, Value>,
@@ -554,20 +554,33 @@ fn prepare_inserts(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<RowWri
 }
 
 /// The POST of one row, from the table's columns (cast to their types; a
-/// missing trailing column counts as NULL): required fields, read-only
-/// columns and the `*_type`/`*_id` pair rule are checked here.
+/// missing trailing column counts as NULL).
 pub(crate) fn prepare_insert_row(
     def: &TableDef,
     arrays: &[ArrayRef],
     row: usize,
 ) -> Result<RowWrite, SqlError> {
+    let mut values = Vec::new();
+    for (col, array) in def.columns.iter().zip(arrays) {
+        values.push((col, row_value(array, row)?));
+    }
+    insert_request(def, values)
+}
+
+/// The POST of one new record from its column values (a column left out
+/// or NULL is not sent).
+///
+/// # Errors
+/// 23502 for a NULL in a column the API requires on creation; 0A000 for a
+/// value in `id` or a read-only column; 23514 for half a `*_type`/`*_id`
+/// pair; class 22 for a value that does not fit its attribute.
+pub(crate) fn insert_request(
+    def: &TableDef,
+    all_values: Vec<(&ColumnDef, Value)>,
+) -> Result<RowWrite, SqlError> {
     let table = def.table;
     let mut values = Vec::new();
-    for (i, col) in def.columns.iter().enumerate() {
-        let Some(array) = arrays.get(i) else {
-            continue;
-        };
-        let value = row_value(array, row)?;
+    for (col, value) in all_values {
         if value.is_null() {
             if col.required_on_create {
                 return Err(SqlError::new(
@@ -744,14 +757,39 @@ pub(crate) fn prepare_update_row(
     row: usize,
     new_values: &[(usize, ArrayRef)],
 ) -> Result<RowWrite, SqlError> {
-    let table = def.table;
     let custom_index = def.index_of("custom_fields");
     let id = row_id(def, batch, row)?;
     let mut values = Vec::new();
     for (index, array) in new_values {
-        let value = row_value(array, row)?;
-        values.push((&def.columns[*index], value));
+        values.push((&def.columns[*index], row_value(array, row)?));
     }
+    let current_custom = || match custom_index.map(|i| natural_value(batch.column(i), row)) {
+        Some(Ok(Value::String(text))) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
+    let mut write = update_request(def, &id, values, current_custom)?;
+    let mut links = links_of_row(def, batch, row);
+    links.extend(std::mem::take(&mut write.links));
+    write.links = links;
+    Ok(write)
+}
+
+/// The PATCH of record `id` setting `values`; `current_custom` gives the
+/// record's custom field values, sent along when one of them changes.
+///
+/// # Errors
+/// 23514 for an invalid `*_type` value; class 22 for a value that does
+/// not fit its attribute.
+pub(crate) fn update_request(
+    def: &TableDef,
+    id: &str,
+    values: Vec<(&ColumnDef, Value)>,
+    current_custom: impl FnOnce() -> Map<String, Value>,
+) -> Result<RowWrite, SqlError> {
+    let table = def.table;
     let row_values = RowValues { def, values };
     let mut body = row_values.body(true)?;
     if !body.custom_fields.is_empty() {
@@ -759,20 +797,13 @@ pub(crate) fn prepare_update_row(
         // current values with the changed ones merged in.
         let mut merged = match body.attributes.remove("custom_fields") {
             Some(Value::Object(m)) => m,
-            _ => match custom_index.map(|i| natural_value(batch.column(i), row)) {
-                Some(Ok(Value::String(text))) => match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(m)) => m,
-                    _ => Map::new(),
-                },
-                _ => Map::new(),
-            },
+            _ => current_custom(),
         };
         merged.extend(std::mem::take(&mut body.custom_fields));
         body.attributes
             .insert("custom_fields".into(), Value::Object(merged));
     }
-    let mut links = links_of_row(def, batch, row);
-    links.extend(body.relationships.clone());
+    let links = body.relationships.clone();
     let mut data = json!({
         "type": table.json_api_type(),
         "id": id,
@@ -796,14 +827,14 @@ fn prepare_deletes(def: &TableDef, matched: &[RecordBatch]) -> Result<Vec<RowWri
     for batch in matched {
         for row in 0..batch.num_rows() {
             let id = row_id(def, batch, row).map_err(SqlError::into_datafusion)?;
-            writes.push(delete_of(def, &id));
+            writes.push(delete_request(def, &id));
         }
     }
     Ok(writes)
 }
 
-/// The DELETE of the record `id`.
-pub(crate) fn delete_of(def: &TableDef, id: &str) -> RowWrite {
+/// The DELETE of record `id`.
+pub(crate) fn delete_request(def: &TableDef, id: &str) -> RowWrite {
     RowWrite {
         method: Method::DELETE,
         path: format!("{}/{id}", def.table.endpoint()),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::exec::{RowWrite, cast_batch, delete_of, prepare_insert_row, prepare_update_row};
+use super::exec::{RowWrite, cast_batch, delete_request, prepare_insert_row, prepare_update_row};
 use super::{check_allowed, check_pairs_named, read_only_column};
 use crate::catalog::SqlType;
 use crate::error::{SqlError, codes};
@@ -198,7 +198,7 @@ impl TextRows {
             RowAction::Delete => match self.id_of(fields) {
                 Some(id) => {
                     let id: i64 = id.trim().parse().map_err(|_| bad_id(id))?;
-                    Ok(delete_of(&self.def, &id.to_string()))
+                    Ok(delete_request(&self.def, &id.to_string()))
                 }
                 None => Err(SqlError::new(
                     codes::NOT_NULL_VIOLATION,

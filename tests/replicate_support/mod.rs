@@ -159,6 +159,26 @@ impl TestDb {
     }
 }
 
+/// Runs statements on the replica as a user would.
+pub async fn user_sql(db: &TestDb, sql: &str) {
+    match db {
+        TestDb::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        TestDb::Postgres { url, .. } => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
 pub async fn replicate(client: &ApiClient, options: &ReplicateOptions) -> RunReport {
     productive_pg::transfer::run(client, options, &Progress::hidden())
         .await

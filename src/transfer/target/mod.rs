@@ -10,8 +10,9 @@
 //! ([`Target::install_capture`]): triggers record every insert, update and
 //! delete in [`CHANGES_TABLE`], except the replication's own writes, which
 //! mark their transaction (a `SET LOCAL` setting on PostgreSQL, a row in a
-//! marker table on SQLite). This is the local side of a two-way sync; no
-//! command sends the captured changes to Productive yet.
+//! marker table on SQLite). `sync` ([`crate::transfer::sync`]) sends the
+//! captured changes to Productive and keeps its bookkeeping in the tables
+//! named here ([`Target::prepare_sync`]).
 
 pub mod postgres;
 pub mod sqlite;
@@ -31,6 +32,16 @@ pub const FAILURES_TABLE: &str = "_productive_replication_failures";
 /// Table of changes made in the target by anyone but the replication
 /// itself, on tables with change capture.
 pub const CHANGES_TABLE: &str = "_productive_sync_changes";
+/// Conflicts `sync` found and how it resolved them.
+pub const CONFLICTS_TABLE: &str = "productive_sync_conflicts";
+/// What the last `sync --plan` would change.
+pub const PLAN_TABLE: &str = "productive_sync_plan";
+/// Local changes Productive refused (or whose outcome is unknown), kept
+/// queued with the reason.
+pub const REFUSED_TABLE: &str = "productive_sync_refused";
+/// Rows inserted in the target: their local id and the Productive id they
+/// got when created.
+pub const IDS_TABLE: &str = "productive_sync_ids";
 /// Column holding each row's fingerprint ([`crate::transfer::value::row_fingerprint`]).
 pub const FINGERPRINT_COLUMN: &str = "_productive_fingerprint";
 
@@ -82,7 +93,7 @@ pub struct TableState {
 }
 
 /// What one transaction writes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     /// Rows inserted or replaced (the caller drops unchanged ones).
     pub upserts: Vec<Row>,
@@ -96,6 +107,10 @@ pub struct Batch {
     pub state: Option<TableState>,
     /// Forget the table's state (the next run copies it in full).
     pub reset_state: bool,
+    /// Leave rows alone that have captured changes not yet sent (checked
+    /// inside the transaction, so a change made meanwhile is never
+    /// overwritten).
+    pub skip_pending: bool,
 }
 
 /// What a committed batch changed.
@@ -115,6 +130,62 @@ pub struct CapturedChange {
     pub row_id: i64,
     /// `insert`, `update` or `delete`.
     pub operation: String,
+    /// When the change was made.
+    pub captured_at: Option<DateTime<Utc>>,
+}
+
+/// A local change Productive did not take, kept queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub row_id: i64,
+    /// `insert`, `update` or `delete`.
+    pub operation: String,
+    pub reason: String,
+    /// The request may have been applied (a server error on a POST): the
+    /// change is held until the user decides, never sent again blindly.
+    pub outcome_unknown: bool,
+}
+
+/// A row changed on both sides since the last sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictRecord {
+    pub row_id: i64,
+    /// JSON objects of the column values (`null` for a deleted row).
+    pub local_values: String,
+    pub remote_values: String,
+    pub policy: String,
+    /// `productive` or `target`.
+    pub winner: String,
+}
+
+/// One change a `sync --plan` run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub table: String,
+    /// Where the change would be made: `productive` or `target`.
+    pub side: String,
+    /// `insert`, `update`, `delete`, `conflict`, `refused` or `create table`.
+    pub action: String,
+    pub row_id: Option<i64>,
+    pub detail: String,
+}
+
+/// The bookkeeping of one synced row, written in one transaction without
+/// being captured as a change.
+#[derive(Debug, Clone, Default)]
+pub struct SyncWrite {
+    pub table: String,
+    /// Drop the row's captured changes up to this sequence number.
+    pub consumed: Option<(i64, i64)>,
+    /// A row created in Productive: (local id, Productive id, fingerprint
+    /// of the created record). The row and its queued changes take the new
+    /// id, and the pair is kept in [`IDS_TABLE`].
+    pub reid: Option<(i64, i64, String)>,
+    /// Queue the row's change with this reason.
+    pub refusal: Option<Refusal>,
+    /// Forget a refusal of this row id.
+    pub clear_refusal: Option<i64>,
+    pub conflict: Option<ConflictRecord>,
 }
 
 /// A database replicated into.
@@ -146,6 +217,21 @@ pub trait Target: Send {
     async fn install_capture(&mut self, table: &str) -> Result<(), TargetError>;
     /// Captured changes with a sequence number above `after`, oldest first.
     async fn captured_changes(&mut self, after: i64) -> Result<Vec<CapturedChange>, TargetError>;
+    /// Creates the tables of `sync` (and the change table) when missing.
+    async fn prepare_sync(&mut self) -> Result<(), TargetError>;
+    /// The cells of the rows with these ids that exist, in `spec`'s column
+    /// order, as stored (see [`crate::transfer::value::stored_cell`]).
+    async fn rows(
+        &mut self,
+        spec: &TableSpec,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<Cell>>, TargetError>;
+    /// The queued refusals of `table`, by row id.
+    async fn refusals(&mut self, table: &str) -> Result<HashMap<i64, Refusal>, TargetError>;
+    /// Writes the bookkeeping of one synced row in one transaction.
+    async fn apply_sync(&mut self, write: &SyncWrite) -> Result<(), TargetError>;
+    /// Replaces the contents of [`PLAN_TABLE`] with `entries`.
+    async fn store_plan(&mut self, entries: &[PlanEntry]) -> Result<(), TargetError>;
     /// Writes `batch` into `spec` in one transaction; its writes are not
     /// captured as changes.
     async fn commit(

@@ -13,9 +13,9 @@ use tokio_postgres::{Client, NoTls};
 use tracing::warn;
 
 use super::{
-    Batch, BatchOutcome, CHANGES_TABLE, CapturedChange, ColumnSpec, FAILURES_TABLE,
-    FINGERPRINT_COLUMN, STATE_TABLE, TableSpec, TableState, Target, TargetError, parse_stored_time,
-    quote,
+    Batch, BatchOutcome, CHANGES_TABLE, CONFLICTS_TABLE, CapturedChange, ColumnSpec,
+    FAILURES_TABLE, FINGERPRINT_COLUMN, IDS_TABLE, PLAN_TABLE, PlanEntry, REFUSED_TABLE, Refusal,
+    STATE_TABLE, SyncWrite, TableSpec, TableState, Target, TargetError, parse_stored_time, quote,
 };
 
 /// The setting a replication transaction turns on (`SET LOCAL`) so that
@@ -43,6 +43,47 @@ impl PostgresTarget {
         });
         Ok(PostgresTarget { client })
     }
+}
+
+fn changes_table_sql() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
+            seq bigserial PRIMARY KEY,
+            table_name text NOT NULL,
+            row_id bigint NOT NULL,
+            operation text NOT NULL,
+            captured_at timestamptz NOT NULL DEFAULT clock_timestamp()
+        );"
+    )
+}
+
+/// A timestamptz as RFC 3339 text in UTC, whatever the session's zone.
+fn utc_text(expr: &str) -> String {
+    format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
+/// The select expression reading a column of type `t` back as a cell.
+fn read_expr(name: &str, t: SqlType) -> String {
+    let q = quote(name);
+    match t {
+        SqlType::BigInt | SqlType::Integer => format!("{q}::bigint"),
+        SqlType::Boolean | SqlType::Double | SqlType::TextArray => q,
+        SqlType::Timestamptz => utc_text(&q),
+        _ => format!("{q}::text"),
+    }
+}
+
+fn read_cell(row: &tokio_postgres::Row, i: usize, t: SqlType) -> Result<Cell, TargetError> {
+    Ok(match t {
+        SqlType::BigInt | SqlType::Integer => row.try_get::<_, Option<i64>>(i)?.map(Cell::Int),
+        SqlType::Boolean => row.try_get::<_, Option<bool>>(i)?.map(Cell::Bool),
+        SqlType::Double => row.try_get::<_, Option<f64>>(i)?.map(Cell::Float),
+        SqlType::TextArray => row
+            .try_get::<_, Option<Vec<Option<String>>>>(i)?
+            .map(Cell::TextList),
+        _ => row.try_get::<_, Option<String>>(i)?.map(Cell::Text),
+    }
+    .unwrap_or(Cell::Null))
 }
 
 fn column_sql(c: &ColumnSpec) -> String {
@@ -116,13 +157,7 @@ impl Target for PostgresTarget {
         let trigger = quote(&format!("_productive_capture_{table}"));
         self.client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
-                    seq bigserial PRIMARY KEY,
-                    table_name text NOT NULL,
-                    row_id bigint NOT NULL,
-                    operation text NOT NULL,
-                    captured_at timestamptz NOT NULL DEFAULT clock_timestamp()
-                );
+                "{changes}
                 CREATE OR REPLACE FUNCTION _productive_capture() RETURNS trigger
                 LANGUAGE plpgsql AS $$
                 BEGIN
@@ -138,7 +173,8 @@ impl Target for PostgresTarget {
                 DROP TRIGGER IF EXISTS {trigger} ON {table_q};
                 CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table_q}
                 FOR EACH ROW EXECUTE FUNCTION _productive_capture();",
-                table_q = quote(table)
+                table_q = quote(table),
+                changes = changes_table_sql()
             ))
             .await?;
         Ok(())
@@ -152,8 +188,9 @@ impl Target for PostgresTarget {
             .client
             .query(
                 &format!(
-                    "SELECT seq, table_name, row_id, operation FROM {CHANGES_TABLE}
-                     WHERE seq > $1 ORDER BY seq"
+                    "SELECT seq, table_name, row_id, operation, {} FROM {CHANGES_TABLE}
+                     WHERE seq > $1 ORDER BY seq",
+                    utc_text("captured_at")
                 ),
                 &[&after],
             )
@@ -165,8 +202,230 @@ impl Target for PostgresTarget {
                 table: r.get(1),
                 row_id: r.get(2),
                 operation: r.get(3),
+                captured_at: parse_stored_time(r.get(4)),
             })
             .collect())
+    }
+
+    async fn prepare_sync(&mut self) -> Result<(), TargetError> {
+        self.client
+            .batch_execute(&format!(
+                "{}
+                CREATE TABLE IF NOT EXISTS {CONFLICTS_TABLE} (
+                    id bigserial PRIMARY KEY,
+                    table_name text NOT NULL,
+                    row_id bigint NOT NULL,
+                    local_values jsonb,
+                    remote_values jsonb,
+                    policy text NOT NULL,
+                    winner text NOT NULL,
+                    resolved_at timestamptz NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS {PLAN_TABLE} (
+                    table_name text NOT NULL,
+                    side text NOT NULL,
+                    action text NOT NULL,
+                    row_id bigint,
+                    detail text NOT NULL,
+                    planned_at timestamptz NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS {REFUSED_TABLE} (
+                    table_name text NOT NULL,
+                    row_id bigint NOT NULL,
+                    operation text NOT NULL,
+                    reason text NOT NULL,
+                    outcome_unknown boolean NOT NULL,
+                    refused_at timestamptz NOT NULL,
+                    PRIMARY KEY (table_name, row_id)
+                );
+                CREATE TABLE IF NOT EXISTS {IDS_TABLE} (
+                    table_name text NOT NULL,
+                    local_id bigint NOT NULL,
+                    productive_id bigint NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (table_name, local_id)
+                );",
+                changes_table_sql()
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn rows(
+        &mut self,
+        spec: &TableSpec,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<Cell>>, TargetError> {
+        let exprs: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| read_expr(&c.name, c.sql_type))
+            .collect();
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT id, {} FROM {} WHERE id = ANY($1)",
+                    exprs.join(", "),
+                    quote(&spec.name)
+                ),
+                &[&ids],
+            )
+            .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            let cells = spec
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| read_cell(row, i + 1, c.sql_type))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert(row.get::<_, i64>(0), cells);
+        }
+        Ok(out)
+    }
+
+    async fn refusals(&mut self, table: &str) -> Result<HashMap<i64, Refusal>, TargetError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT row_id, operation, reason, outcome_unknown FROM {REFUSED_TABLE}
+                     WHERE table_name = $1"
+                ),
+                &[&table],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let refusal = Refusal {
+                    row_id: r.get(0),
+                    operation: r.get(1),
+                    reason: r.get(2),
+                    outcome_unknown: r.get(3),
+                };
+                (refusal.row_id, refusal)
+            })
+            .collect())
+    }
+
+    async fn apply_sync(&mut self, write: &SyncWrite) -> Result<(), TargetError> {
+        let now = format_timestamp(chrono::Utc::now());
+        let table = &write.table;
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(&format!("SET LOCAL {QUIET_SETTING} = 'on'"))
+            .await?;
+        if let Some((row_id, up_to)) = write.consumed {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {CHANGES_TABLE} WHERE table_name = $1 AND row_id = $2 \
+                     AND seq <= $3"
+                ),
+                &[table, &row_id, &up_to],
+            )
+            .await?;
+        }
+        if let Some(row_id) = write.clear_refusal {
+            tx.execute(
+                &format!("DELETE FROM {REFUSED_TABLE} WHERE table_name = $1 AND row_id = $2"),
+                &[table, &row_id],
+            )
+            .await?;
+        }
+        if let Some((from, to, fingerprint)) = &write.reid {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET id = $1, {} = $2 WHERE id = $3",
+                    quote(table),
+                    quote(FINGERPRINT_COLUMN)
+                ),
+                &[to, fingerprint, from],
+            )
+            .await?;
+            tx.execute(
+                &format!(
+                    "UPDATE {CHANGES_TABLE} SET row_id = $1 WHERE table_name = $2 AND row_id = $3"
+                ),
+                &[to, table, from],
+            )
+            .await?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {IDS_TABLE} (table_name, local_id, productive_id, created_at)
+                     VALUES ($1, $2, $3, $4::text::timestamptz)
+                     ON CONFLICT (table_name, local_id) DO UPDATE SET
+                       productive_id = excluded.productive_id, created_at = excluded.created_at"
+                ),
+                &[table, from, to, &now],
+            )
+            .await?;
+        }
+        if let Some(r) = &write.refusal {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {REFUSED_TABLE}
+                       (table_name, row_id, operation, reason, outcome_unknown, refused_at)
+                     VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz)
+                     ON CONFLICT (table_name, row_id) DO UPDATE SET operation = excluded.operation,
+                       reason = excluded.reason, outcome_unknown = excluded.outcome_unknown,
+                       refused_at = excluded.refused_at"
+                ),
+                &[
+                    table,
+                    &r.row_id,
+                    &r.operation,
+                    &r.reason,
+                    &r.outcome_unknown,
+                    &now,
+                ],
+            )
+            .await?;
+        }
+        if let Some(c) = &write.conflict {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {CONFLICTS_TABLE} (table_name, row_id, local_values,
+                       remote_values, policy, winner, resolved_at)
+                     VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb, $5, $6,
+                             $7::text::timestamptz)"
+                ),
+                &[
+                    table,
+                    &c.row_id,
+                    &c.local_values,
+                    &c.remote_values,
+                    &c.policy,
+                    &c.winner,
+                    &now,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store_plan(&mut self, entries: &[PlanEntry]) -> Result<(), TargetError> {
+        let now = format_timestamp(chrono::Utc::now());
+        let tx = self.client.transaction().await?;
+        tx.execute(&format!("DELETE FROM {PLAN_TABLE}"), &[])
+            .await?;
+        let stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {PLAN_TABLE} (table_name, side, action, row_id, detail, planned_at)
+                 VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz)"
+            ))
+            .await?;
+        for e in entries {
+            tx.execute(
+                &stmt,
+                &[&e.table, &e.side, &e.action, &e.row_id, &e.detail, &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn columns(&mut self, table: &str) -> Result<Option<Vec<String>>, TargetError> {
@@ -314,10 +573,18 @@ impl Target for PostgresTarget {
                 .filter(|n| *n != "\"id\"")
                 .map(|n| format!("{n} = excluded.{n}"))
                 .collect();
+            let guard = match batch.skip_pending {
+                true => format!(
+                    "NOT EXISTS (SELECT 1 FROM {CHANGES_TABLE} WHERE table_name = ${}::text \
+                     AND row_id = $1)",
+                    names.len() + 2
+                ),
+                false => "true".to_string(),
+            };
             // xmax is 0 exactly on rows this statement inserted.
             let sql = format!(
-                "INSERT INTO {table} ({}, {fp}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {} \
-                 RETURNING (xmax = 0)",
+                "INSERT INTO {table} ({}, {fp}) SELECT {} WHERE {guard} \
+                 ON CONFLICT (id) DO UPDATE SET {} RETURNING (xmax = 0)",
                 names.join(", "),
                 marks.join(", "),
                 updates.join(", ")
@@ -331,12 +598,17 @@ impl Target for PostgresTarget {
                     .map(|(cell, c)| param(cell, c.sql_type))
                     .collect();
                 values.push(Box::new(row.fingerprint.clone()));
+                if batch.skip_pending {
+                    values.push(Box::new(spec.name.clone()));
+                }
                 let refs: Vec<&(dyn ToSql + Sync)> = values
                     .iter()
                     .map(|v| v.as_ref() as &(dyn ToSql + Sync))
                     .collect();
-                let inserted: bool = tx.query_one(&stmt, &refs).await?.get(0);
-                if inserted {
+                let Some(written) = tx.query_opt(&stmt, &refs).await? else {
+                    continue;
+                };
+                if written.get::<_, bool>(0) {
                     outcome.inserted += 1;
                 } else {
                     outcome.updated += 1;
@@ -344,10 +616,17 @@ impl Target for PostgresTarget {
             }
         }
         if !batch.deletes.is_empty() {
+            let guard = match batch.skip_pending {
+                true => format!(
+                    "NOT EXISTS (SELECT 1 FROM {CHANGES_TABLE} c \
+                     WHERE c.table_name = $2 AND c.row_id = {table}.id)"
+                ),
+                false => "$2::text IS NOT NULL".to_string(),
+            };
             outcome.deleted = tx
                 .execute(
-                    &format!("DELETE FROM {table} WHERE id = ANY($1)"),
-                    &[&batch.deletes],
+                    &format!("DELETE FROM {table} WHERE id = ANY($1) AND {guard}"),
+                    &[&batch.deletes, &spec.name],
                 )
                 .await?;
         }

@@ -14,9 +14,9 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    Batch, BatchOutcome, CHANGES_TABLE, CapturedChange, ColumnSpec, FAILURES_TABLE,
-    FINGERPRINT_COLUMN, STATE_TABLE, TableSpec, TableState, Target, TargetError, parse_stored_time,
-    quote,
+    Batch, BatchOutcome, CHANGES_TABLE, CONFLICTS_TABLE, CapturedChange, ColumnSpec,
+    FAILURES_TABLE, FINGERPRINT_COLUMN, IDS_TABLE, PLAN_TABLE, PlanEntry, REFUSED_TABLE, Refusal,
+    STATE_TABLE, SyncWrite, TableSpec, TableState, Target, TargetError, parse_stored_time, quote,
 };
 
 /// While a replication transaction writes, this table holds a row: capture
@@ -70,6 +70,30 @@ fn column_sql(c: &ColumnSpec) -> String {
     sql
 }
 
+fn changes_table_sql() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            table_name TEXT NOT NULL,
+            row_id INTEGER NOT NULL,
+            operation TEXT NOT NULL,
+            captured_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );"
+    )
+}
+
+/// A stored value as a cell, before [`crate::transfer::value::stored_cell`]
+/// reads it in the column's type.
+fn from_sql(value: SqlValue) -> Cell {
+    match value {
+        SqlValue::Null => Cell::Null,
+        SqlValue::Integer(n) => Cell::Int(n),
+        SqlValue::Real(f) => Cell::Float(f),
+        SqlValue::Text(s) => Cell::Text(s),
+        SqlValue::Blob(b) => Cell::Text(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
 fn to_sql(cell: &Cell) -> ToSqlOutput<'static> {
     ToSqlOutput::Owned(match cell {
         Cell::Null => SqlValue::Null,
@@ -106,15 +130,7 @@ impl Target for SqliteTarget {
     }
 
     async fn install_capture(&mut self, table: &str) -> Result<(), TargetError> {
-        let mut sql = format!(
-            "CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                table_name TEXT NOT NULL,
-                row_id INTEGER NOT NULL,
-                operation TEXT NOT NULL,
-                captured_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-            );"
-        );
+        let mut sql = changes_table_sql();
         let literal = table.replace('\'', "''");
         for (event, row) in [("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")] {
             let trigger = quote(&format!(
@@ -141,7 +157,7 @@ impl Target for SqliteTarget {
             return Ok(Vec::new());
         }
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT seq, table_name, row_id, operation FROM {CHANGES_TABLE}
+            "SELECT seq, table_name, row_id, operation, captured_at FROM {CHANGES_TABLE}
              WHERE seq > ?1 ORDER BY seq"
         ))?;
         let changes = stmt
@@ -151,10 +167,210 @@ impl Target for SqliteTarget {
                     table: r.get(1)?,
                     row_id: r.get(2)?,
                     operation: r.get(3)?,
+                    captured_at: parse_stored_time(r.get(4)?),
                 })
             })?
             .collect::<Result<_, _>>()?;
         Ok(changes)
+    }
+
+    async fn prepare_sync(&mut self) -> Result<(), TargetError> {
+        self.conn.execute_batch(&format!(
+            "{}
+            CREATE TABLE IF NOT EXISTS {CONFLICTS_TABLE} (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                table_name TEXT NOT NULL,
+                row_id INTEGER NOT NULL,
+                local_values TEXT,
+                remote_values TEXT,
+                policy TEXT NOT NULL,
+                winner TEXT NOT NULL,
+                resolved_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS {PLAN_TABLE} (
+                table_name TEXT NOT NULL,
+                side TEXT NOT NULL,
+                action TEXT NOT NULL,
+                row_id INTEGER,
+                detail TEXT NOT NULL,
+                planned_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS {REFUSED_TABLE} (
+                table_name TEXT NOT NULL,
+                row_id INTEGER NOT NULL,
+                operation TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                outcome_unknown INTEGER NOT NULL,
+                refused_at TEXT NOT NULL,
+                PRIMARY KEY (table_name, row_id)
+            );
+            CREATE TABLE IF NOT EXISTS {IDS_TABLE} (
+                table_name TEXT NOT NULL,
+                local_id INTEGER NOT NULL,
+                productive_id INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (table_name, local_id)
+            );",
+            changes_table_sql()
+        ))?;
+        Ok(())
+    }
+
+    async fn rows(
+        &mut self,
+        spec: &TableSpec,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<Cell>>, TargetError> {
+        let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT id, {} FROM {} WHERE id IN ({marks})",
+                names.join(", "),
+                quote(&spec.name)
+            ))?;
+            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                let cells = (1..=names.len())
+                    .map(|i| r.get::<_, SqlValue>(i).map(from_sql))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((r.get::<_, i64>(0)?, cells))
+            })?;
+            for row in rows {
+                let (id, cells) = row?;
+                out.insert(id, cells);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn refusals(&mut self, table: &str) -> Result<HashMap<i64, Refusal>, TargetError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT row_id, operation, reason, outcome_unknown FROM {REFUSED_TABLE}
+             WHERE table_name = ?1"
+        ))?;
+        let rows = stmt.query_map([table], |r| {
+            Ok(Refusal {
+                row_id: r.get(0)?,
+                operation: r.get(1)?,
+                reason: r.get(2)?,
+                outcome_unknown: r.get::<_, i64>(3)? != 0,
+            })
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let refusal = row?;
+            out.insert(refusal.row_id, refusal);
+        }
+        Ok(out)
+    }
+
+    async fn apply_sync(&mut self, write: &SyncWrite) -> Result<(), TargetError> {
+        let now = format_timestamp(chrono::Utc::now());
+        let table = &write.table;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            &format!("INSERT INTO {QUIET_TABLE} (writing) VALUES (1)"),
+            [],
+        )?;
+        if let Some((row_id, up_to)) = write.consumed {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {CHANGES_TABLE} WHERE table_name = ?1 AND row_id = ?2 \
+                     AND seq <= ?3"
+                ),
+                params![table, row_id, up_to],
+            )?;
+        }
+        if let Some(row_id) = write.clear_refusal {
+            tx.execute(
+                &format!("DELETE FROM {REFUSED_TABLE} WHERE table_name = ?1 AND row_id = ?2"),
+                params![table, row_id],
+            )?;
+        }
+        if let Some((from, to, fingerprint)) = &write.reid {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET id = ?1, {} = ?2 WHERE id = ?3",
+                    quote(table),
+                    quote(FINGERPRINT_COLUMN)
+                ),
+                params![to, fingerprint, from],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE {CHANGES_TABLE} SET row_id = ?1 WHERE table_name = ?2 AND row_id = ?3"
+                ),
+                params![to, table, from],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {IDS_TABLE} (table_name, local_id, productive_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(table_name, local_id) DO UPDATE SET
+                       productive_id = excluded.productive_id, created_at = excluded.created_at"
+                ),
+                params![table, from, to, now],
+            )?;
+        }
+        if let Some(r) = &write.refusal {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {REFUSED_TABLE}
+                       (table_name, row_id, operation, reason, outcome_unknown, refused_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(table_name, row_id) DO UPDATE SET operation = excluded.operation,
+                       reason = excluded.reason, outcome_unknown = excluded.outcome_unknown,
+                       refused_at = excluded.refused_at"
+                ),
+                params![
+                    table,
+                    r.row_id,
+                    r.operation,
+                    r.reason,
+                    i64::from(r.outcome_unknown),
+                    now
+                ],
+            )?;
+        }
+        if let Some(c) = &write.conflict {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {CONFLICTS_TABLE} (table_name, row_id, local_values,
+                       remote_values, policy, winner, resolved_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    table,
+                    c.row_id,
+                    c.local_values,
+                    c.remote_values,
+                    c.policy,
+                    c.winner,
+                    now
+                ],
+            )?;
+        }
+        tx.execute(&format!("DELETE FROM {QUIET_TABLE}"), [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn store_plan(&mut self, entries: &[PlanEntry]) -> Result<(), TargetError> {
+        let now = format_timestamp(chrono::Utc::now());
+        let tx = self.conn.transaction()?;
+        tx.execute(&format!("DELETE FROM {PLAN_TABLE}"), [])?;
+        {
+            let mut stmt = tx.prepare(&format!(
+                "INSERT INTO {PLAN_TABLE} (table_name, side, action, row_id, detail, planned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))?;
+            for e in entries {
+                stmt.execute(params![e.table, e.side, e.action, e.row_id, e.detail, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     async fn columns(&mut self, table: &str) -> Result<Option<Vec<String>>, TargetError> {
@@ -288,8 +504,18 @@ impl Target for SqliteTarget {
                 .filter(|n| *n != "\"id\"")
                 .map(|n| format!("{n} = excluded.{n}"))
                 .collect();
+            // `WHERE true` keeps SQLite from reading ON CONFLICT as a join.
+            let guard = match batch.skip_pending {
+                true => format!(
+                    "NOT EXISTS (SELECT 1 FROM {CHANGES_TABLE} WHERE table_name = ?{} \
+                     AND row_id = ?1)",
+                    names.len() + 2
+                ),
+                false => "true".to_string(),
+            };
             let sql = format!(
-                "INSERT INTO {table} ({}, {fp}) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
+                "INSERT INTO {table} ({}, {fp}) SELECT {} WHERE {guard} \
+                 ON CONFLICT(id) DO UPDATE SET {}",
                 names.join(", "),
                 marks.join(", "),
                 updates.join(", ")
@@ -300,7 +526,12 @@ impl Target for SqliteTarget {
                 let existed = exists.exists([row.id])?;
                 let mut values: Vec<ToSqlOutput<'static>> = row.cells.iter().map(to_sql).collect();
                 values.push(ToSqlOutput::Owned(SqlValue::Text(row.fingerprint.clone())));
-                stmt.execute(params_from_iter(values.iter()))?;
+                if batch.skip_pending {
+                    values.push(ToSqlOutput::Owned(SqlValue::Text(spec.name.clone())));
+                }
+                if stmt.execute(params_from_iter(values.iter()))? == 0 {
+                    continue;
+                }
                 if existed {
                     outcome.updated += 1;
                 } else {
@@ -309,9 +540,16 @@ impl Target for SqliteTarget {
             }
         }
         if !batch.deletes.is_empty() {
-            let mut stmt = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+            let guard = match batch.skip_pending {
+                true => format!(
+                    "NOT EXISTS (SELECT 1 FROM {CHANGES_TABLE} WHERE table_name = ?2 \
+                     AND row_id = ?1)"
+                ),
+                false => "?2 IS NOT NULL".to_string(),
+            };
+            let mut stmt = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1 AND {guard}"))?;
             for id in &batch.deletes {
-                outcome.deleted += stmt.execute([id])? as u64;
+                outcome.deleted += stmt.execute(params![id, spec.name])? as u64;
             }
         }
         {
