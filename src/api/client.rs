@@ -260,11 +260,14 @@ impl ApiClient {
         if answer.body.is_empty() || answer.status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
+        // A success status means the write took effect: an unreadable body
+        // must not pass as a failed (and so safely repeatable) write.
         serde_json::from_slice(&answer.body)
             .map(Some)
-            .map_err(|e| ApiError::Decode {
+            .map_err(|e| ApiError::UnreadableWriteAnswer {
                 method: method.to_string(),
                 path: strip_query(path),
+                status: answer.status.as_u16(),
                 message: e.to_string(),
             })
     }

@@ -50,6 +50,19 @@ pub enum ApiError {
         message: String,
     },
 
+    /// A write was applied (the API answered with success) but its answer
+    /// could not be read, so what was written is not known here.
+    #[error(
+        "{method} {path} was applied (status {status}) but its answer could not be read: \
+         {message}"
+    )]
+    UnreadableWriteAnswer {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+
     /// The statement used up the API requests it was allowed.
     #[error("statement reached productive.max_requests ({limit} API requests)")]
     RequestCapReached { limit: u64 },
@@ -71,6 +84,16 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// For a failed write, what is known of whether it took effect: `None`
+    /// when it certainly did not.
+    pub fn write_effect(&self) -> Option<&'static str> {
+        match self {
+            ApiError::OutcomeUnknown { .. } => Some("may have been applied"),
+            ApiError::UnreadableWriteAnswer { .. } => Some("was applied"),
             _ => None,
         }
     }
@@ -99,6 +122,10 @@ impl ApiError {
             ApiError::Status { .. } => SqlError::new(codes::FDW_ERROR, message),
             ApiError::Transport { .. } => SqlError::new(codes::CONNECTION_FAILURE, message),
             ApiError::Decode { .. } => SqlError::new(codes::FDW_REPLY_HANDLE, message),
+            ApiError::UnreadableWriteAnswer { .. } => {
+                SqlError::new(codes::FDW_REPLY_HANDLE, message)
+                    .with_hint("the change was made; check the record in Productive")
+            }
             ApiError::OutcomeUnknown { .. } => SqlError::new(codes::CONNECTION_FAILURE, message)
                 .with_hint("check the record in Productive before retrying"),
             ApiError::RequestCapReached { .. } => {

@@ -9,8 +9,10 @@
 //! Status faults (500/502/503) answer before the request is handled, so
 //! nothing is written. Body faults corrupt the answer of a request that was
 //! handled (a write did happen), and only apply to answers with a body.
+//! Latency is spent before the request is handled: a client that times out
+//! during it hangs up before anything is written.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -43,7 +45,8 @@ pub enum FaultKind {
     /// JSON:API error body, other statuses with a small HTML page such as a
     /// proxy in front of the API would send.
     Status(u16),
-    /// Send the headers and half the body, then break the connection.
+    /// Send the headers and half the body, then break the connection (an
+    /// answer without a body, such as a `DELETE`'s 204, is not sent at all).
     DropConnection,
     /// A complete body that is not valid JSON.
     MalformedJson,
@@ -51,6 +54,13 @@ pub enum FaultKind {
     TruncatedJson,
     /// The body in ten chunks spread over [`Faults::slow_body`].
     SlowBody,
+    /// Close the connection without a complete answer. With `handled` the
+    /// request is handled first (a write happens), without it nothing is.
+    HangUp { handled: bool },
+    /// Valid JSON of the wrong shape: a single record's `data` object
+    /// becomes a one-element array, a list's `data` array its first
+    /// element (or an empty object), as a misrouted proxy answer would.
+    WrongType,
 }
 
 /// Shares of requests that fail, each in `0.0..=1.0` (their sum should
@@ -94,6 +104,10 @@ pub struct FaultPlan {
     pub faults: Faults,
     pub latency: Latency,
     forced: VecDeque<FaultKind>,
+    /// Faults for the next requests of one method (`POST`), used before
+    /// [`FaultPlan::forced`].
+    /// `None` lets a request pass.
+    forced_by_method: HashMap<String, VecDeque<Option<FaultKind>>>,
 }
 
 impl FaultPlan {
@@ -103,6 +117,7 @@ impl FaultPlan {
             faults,
             latency,
             forced: VecDeque::new(),
+            forced_by_method: HashMap::new(),
         }
     }
 
@@ -111,13 +126,32 @@ impl FaultPlan {
         self.forced.extend(std::iter::repeat_n(kind, count));
     }
 
-    /// The delay and fault of the next request.
-    pub fn next_request(&mut self) -> (Duration, Option<FaultKind>) {
+    /// Lets the next `skip` requests with `method` (`POST`) pass, then
+    /// queues `kind` for `count` more, so one write of several can fail
+    /// while the reads around it pass.
+    pub fn fail_method(&mut self, method: &str, skip: usize, count: usize, kind: FaultKind) {
+        let queue = self
+            .forced_by_method
+            .entry(method.to_ascii_uppercase())
+            .or_default();
+        queue.extend(std::iter::repeat_n(None, skip));
+        queue.extend(std::iter::repeat_n(Some(kind), count));
+    }
+
+    /// The delay and fault of the next request, which has `method`.
+    pub fn next_request(&mut self, method: &str) -> (Duration, Option<FaultKind>) {
         let jitter = match self.latency.jitter_ms {
             0 => 0,
             j => self.rng.gen_range(0..=j),
         };
         let delay = Duration::from_millis(self.latency.fixed_ms + jitter);
+        if let Some(queued) = self
+            .forced_by_method
+            .get_mut(method)
+            .and_then(VecDeque::pop_front)
+        {
+            return (delay, queued);
+        }
         if let Some(kind) = self.forced.pop_front() {
             return (delay, Some(kind));
         }
@@ -208,11 +242,37 @@ pub fn faulty_body(kind: FaultKind, body: Vec<u8>, slow_body: Duration) -> (Body
             });
             (Body::from_stream(stream), None)
         }
+        FaultKind::HangUp { .. } => {
+            let stream = futures::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("simulated hang-up"))
+            });
+            (Body::from_stream(stream), None)
+        }
+        FaultKind::WrongType => {
+            let reshaped = reshape(&body).unwrap_or(body);
+            let len = reshaped.len();
+            (Body::from(reshaped), Some(len))
+        }
         FaultKind::Status(_) => {
             let len = body.len();
             (Body::from(body), Some(len))
         }
     }
+}
+
+/// `body` with its top-level `data` turned from object to array or back;
+/// `None` when it is not a JSON object.
+fn reshape(body: &[u8]) -> Option<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let data = doc.as_object_mut()?.get_mut("data")?;
+    *data = match data.take() {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| serde_json::json!({})),
+        other => serde_json::Value::Array(vec![other]),
+    };
+    serde_json::to_vec(&doc).ok()
 }
 
 #[cfg(test)]
@@ -228,7 +288,7 @@ mod tests {
         };
         let draws = |seed| {
             let mut plan = FaultPlan::new(seed, faults, Latency::new(5, 10));
-            (0..50).map(|_| plan.next_request()).collect::<Vec<_>>()
+            (0..50).map(|_| plan.next_request("GET")).collect::<Vec<_>>()
         };
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
@@ -248,9 +308,21 @@ mod tests {
     fn queued_faults_come_first() {
         let mut plan = FaultPlan::new(1, Faults::none(), Latency::default());
         plan.fail_next(2, FaultKind::Status(503));
-        assert_eq!(plan.next_request().1, Some(FaultKind::Status(503)));
-        assert_eq!(plan.next_request().1, Some(FaultKind::Status(503)));
-        assert_eq!(plan.next_request().1, None);
+        plan.fail_method("post", 1, 1, FaultKind::MalformedJson);
+        assert_eq!(plan.next_request("GET").1, Some(FaultKind::Status(503)));
+        assert_eq!(plan.next_request("POST").1, None, "skipped");
+        assert_eq!(plan.next_request("POST").1, Some(FaultKind::MalformedJson));
+        assert_eq!(plan.next_request("POST").1, Some(FaultKind::Status(503)));
+        assert_eq!(plan.next_request("GET").1, None);
+    }
+
+    #[test]
+    fn wrong_type_swaps_object_and_array() {
+        let one = reshape(br#"{"data":{"id":"1"}}"#).unwrap();
+        assert_eq!(one, br#"{"data":[{"id":"1"}]}"#);
+        let list = reshape(br#"{"data":[{"id":"1"},{"id":"2"}],"meta":{}}"#).unwrap();
+        assert_eq!(list, br#"{"data":{"id":"1"},"meta":{}}"#);
+        assert_eq!(reshape(b"<html>"), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! queued or random status fault, the rate limit (per token), auth (401
 //! `invalid_auth_token`, then 403 `no_organization_id`, then 415 for a
 //! `Content-Type` other than `application/vnd.api+json`), routing from the
-//! catalog, the handler, and finally a body fault if one was drawn. Routing
+//! catalog, the handler, and finally a body fault if one was drawn (a
+//! hang-up fault closes the connection, after or instead of the handler). Routing
 //! is catalog-driven: every endpoint of [`Catalog::served_resources`] takes
 //! `GET` (list and by id) and the methods its tables' statements allow
 //! (`insert` → `POST`, `update` → `PATCH`, `delete` → `DELETE`); other
@@ -129,7 +130,8 @@ pub struct LoggedRequest {
     pub path: String,
     /// The raw (still percent-encoded) query string, if any.
     pub query: Option<String>,
-    /// The status the answer was sent with.
+    /// The status the answer was sent with; for a hang-up fault the status
+    /// of the handled request, or 0 when it was not handled.
     pub status: u16,
     pub at: SystemTime,
 }
@@ -267,6 +269,13 @@ impl SimServer {
         lock(&self.shared.plan).fail_next(count, kind);
     }
 
+    /// Lets the next `skip` requests with `method` pass and makes `count`
+    /// more fail with `kind`; these come before faults queued with
+    /// [`SimServer::fail_next`].
+    pub fn fail_method(&self, method: &str, skip: usize, count: usize, kind: FaultKind) {
+        lock(&self.shared.plan).fail_method(method, skip, count, kind);
+    }
+
     /// Replaces the rate limits (the request history is kept).
     pub fn set_limits(&self, limits: RateLimits) {
         lock(&self.shared.limiter).set_limits(limits);
@@ -363,7 +372,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 
     let (delay, fault, request_id) = {
         let mut plan = lock(&shared.plan);
-        let (delay, fault) = plan.next_request();
+        let (delay, fault) = plan.next_request(parts.method.as_str());
         (delay, fault, plan.request_id())
     };
     if !delay.is_zero() {
@@ -372,6 +381,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 
     let answer = match (fault, body) {
         (Some(FaultKind::Status(status)), _) => Answer::status_fault(status),
+        // Logged with status 0: no answer was sent.
+        (Some(FaultKind::HangUp { handled: false }), _) => Answer {
+            status: 0,
+            ..Answer::no_content()
+        },
         (_, Err(_)) => Answer::error(
             &ApiError::BadRequest("The request body could not be read".into()),
             false,
@@ -410,6 +424,20 @@ fn to_response(
     } else {
         "no-cache"
     };
+    let hang_up = match fault {
+        Some(kind @ FaultKind::HangUp { .. }) => Some(kind),
+        // A cut connection cuts an answer without a body too.
+        Some(FaultKind::DropConnection) if answer.body.is_none() => {
+            Some(FaultKind::HangUp { handled: true })
+        }
+        _ => None,
+    };
+    if let Some(kind) = hang_up {
+        // A status with a body, so the server polls the body and breaks
+        // the connection on its error, whatever the real answer was.
+        let (body, _) = faults::faulty_body(kind, Vec::new(), slow_body);
+        return Response::new(body);
+    }
     let (body, length) = match (answer.body, fault) {
         (Some(bytes), Some(kind)) if !matches!(kind, FaultKind::Status(_)) => {
             faults::faulty_body(kind, bytes, slow_body)

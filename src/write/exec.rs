@@ -330,12 +330,20 @@ async fn run(
 
 /// The error of a write that stopped at one row, saying which rows were
 /// applied before it.
+///
+/// A row whose write may or did take effect without an answer to show for
+/// it is named too, so nobody repeats it blindly.
 pub fn partial_failure(verb: &str, e: ApiError, applied: &[String], total: usize) -> SqlError {
+    let effect = e.write_effect();
     let mut err = e.to_sql_error();
+    let row = applied.len() + 1;
+    let uncertain = effect.map(|effect| format!("row {row} of {total} {effect}"));
     if total <= 1 {
+        if let Some(uncertain) = uncertain {
+            err.detail = Some(uncertain);
+        }
         return err;
     }
-    let row = applied.len() + 1;
     let ids = if applied.is_empty() {
         "none".to_string()
     } else {
@@ -347,7 +355,11 @@ pub fn partial_failure(verb: &str, e: ApiError, applied: &[String], total: usize
         err.message,
         applied.len()
     );
-    let detail = format!("applied ids: {ids}");
+    let mut detail = format!("applied ids: {ids}");
+    if let Some(uncertain) = uncertain {
+        err.message = format!("{}; {uncertain}", err.message);
+        detail = format!("{detail}; {uncertain}");
+    }
     err.detail = Some(match err.detail.take() {
         Some(d) => format!("{d}; {detail}"),
         None => detail,
