@@ -71,6 +71,7 @@ pub mod codes {
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const QUERY_CANCELED: &str = "57014";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const UNABLE_TO_CONNECT: &str = "08001";

@@ -14,7 +14,8 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, pin_mut};
 use productive_pg::error::SqlError;
 use productive_pg::server::{
-    self, Backend, ForeignKey, Login, TableComment, TableKeys, install_catalog, install_keys,
+    self, Backend, ForeignKey, Login, Routine, RoutineKind, TableComment, TableKeys,
+    install_catalog, install_keys, install_routines,
 };
 use server_support::{PASSWORD, USER, config, connect, password_mode};
 use tokio::net::TcpListener;
@@ -100,6 +101,25 @@ impl Backend for KeyedBackend {
             },
         ];
         install_keys(&ctx, &keys).map_err(fail)?;
+        let project_id = vec![("projectId".to_owned(), DataType::Int64)];
+        install_routines(
+            &ctx,
+            &[
+                Routine {
+                    name: "ArchiveProject".into(),
+                    kind: RoutineKind::Procedure,
+                    args: project_id.clone(),
+                    returns: None,
+                },
+                Routine {
+                    name: "archive_project".into(),
+                    kind: RoutineKind::Function,
+                    args: project_id,
+                    returns: Some(DataType::Utf8),
+                },
+            ],
+        )
+        .map_err(fail)?;
         Ok(ctx)
     }
 }
@@ -313,6 +333,218 @@ async fn pgjdbc_key_metadata_queries_answer() {
         .await;
     assert!(procedures.is_ok(), "{procedures:?}");
 }
+
+/// psql 15's `\df`, and pgjdbc's `getProcedures` and `getFunctions`.
+#[tokio::test]
+async fn routines_are_listed_like_postgres_lists_them() {
+    let server = start().await;
+    let client = connect(server.addr).await;
+
+    let df = rows(
+        &client,
+        "SELECT n.nspname as \"Schema\",\n  p.proname as \"Name\",\n  \
+         pg_catalog.pg_get_function_result(p.oid) as \"Result data type\",\n  \
+         pg_catalog.pg_get_function_arguments(p.oid) as \"Argument data types\",\n \
+         CASE p.prokind\n  WHEN 'a' THEN 'agg'\n  WHEN 'w' THEN 'window'\n  WHEN 'p' THEN \
+         'proc'\n  ELSE 'func'\n END as \"Type\"\nFROM pg_catalog.pg_proc p\n     LEFT JOIN \
+         pg_catalog.pg_namespace n ON n.oid = p.pronamespace\nWHERE \
+         pg_catalog.pg_function_is_visible(p.oid)\n      AND n.nspname <> 'pg_catalog'\n      \
+         AND n.nspname <> 'information_schema'\nORDER BY 1, 2, 4;",
+    )
+    .await;
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        df,
+        vec![
+            vec![
+                some("public"),
+                some("ArchiveProject"),
+                None,
+                some("\"projectId\" bigint"),
+                some("proc"),
+            ],
+            vec![
+                some("public"),
+                some("archive_project"),
+                some("text"),
+                some("\"projectId\" bigint"),
+                some("func"),
+            ],
+        ]
+    );
+
+    let procedures = rows(
+        &client,
+        "SELECT NULL AS PROCEDURE_CAT, n.nspname AS PROCEDURE_SCHEM, p.proname AS \
+         PROCEDURE_NAME, NULL, NULL, NULL, d.description AS REMARKS, 2 AS PROCEDURE_TYPE,  \
+         p.proname || '_' || p.oid AS SPECIFIC_NAME  FROM pg_catalog.pg_namespace n, \
+         pg_catalog.pg_proc p  LEFT JOIN pg_catalog.pg_description d ON (p.oid=d.objoid)  \
+         LEFT JOIN pg_catalog.pg_class c ON (d.classoid=c.oid AND c.relname='pg_proc')  LEFT \
+         JOIN pg_catalog.pg_namespace pn ON (c.relnamespace=pn.oid AND pn.nspname='pg_catalog') \
+         WHERE p.pronamespace=n.oid  AND n.nspname LIKE 'public' AND p.prokind = 'p' AND \
+         p.proname LIKE '%' ORDER BY PROCEDURE_SCHEM, PROCEDURE_NAME, p.oid::text ",
+    )
+    .await;
+    assert_eq!(procedures.len(), 1, "{procedures:?}");
+    assert_eq!(procedures[0][2].as_deref(), Some("ArchiveProject"));
+
+    let functions = rows(
+        &client,
+        "SELECT current_database() AS FUNCTION_CAT, n.nspname AS FUNCTION_SCHEM, p.proname AS \
+         FUNCTION_NAME, d.description AS REMARKS, CASE WHEN (format_type(p.prorettype, null) = \
+         'unknown') THEN 0 WHEN (substring(pg_get_function_result(p.oid) from 0 for 6) = \
+         'TABLE') OR (substring(pg_get_function_result(p.oid) from 0 for 6) = 'SETOF') THEN 2 \
+         ELSE 1 END AS FUNCTION_TYPE, p.proname || '_' || p.oid AS SPECIFIC_NAME FROM \
+         pg_catalog.pg_proc p INNER JOIN pg_catalog.pg_namespace n ON p.pronamespace=n.oid LEFT \
+         JOIN pg_catalog.pg_description d ON p.oid=d.objoid WHERE \
+         pg_function_is_visible(p.oid)  AND n.nspname LIKE 'public' AND p.proname LIKE '%' \
+         AND p.prokind='f' ORDER BY FUNCTION_SCHEM, FUNCTION_NAME, p.oid::text ",
+    )
+    .await;
+    assert_eq!(functions.len(), 1, "{functions:?}");
+    assert_eq!(functions[0][2].as_deref(), Some("archive_project"));
+    assert_eq!(functions[0][4].as_deref(), Some("1"));
+
+    // Argument names and types, as getProcedureColumns reads them.
+    let args = rows(
+        &client,
+        "SELECT p.pronargs, p.proargnames, p.proargtypes::text, p.prorettype \
+         FROM pg_catalog.pg_proc p WHERE p.proname = 'ArchiveProject'",
+    )
+    .await;
+    assert_eq!(args.len(), 1);
+    assert_eq!(args[0][0].as_deref(), Some("1"));
+    assert!(
+        args[0][1].as_deref().is_some_and(|n| n.contains("projectId")),
+        "{args:?}"
+    );
+    assert_eq!(args[0][2].as_deref(), Some("20"));
+    assert_eq!(args[0][3].as_deref(), Some("2278"));
+}
+
+/// Metabase's field sync finds primary keys through
+/// `information_schema.table_constraints` and `key_column_usage`, and reads
+/// PostgreSQL's type names from `information_schema.columns`.
+#[tokio::test]
+async fn metabase_field_sync_sees_primary_keys() {
+    let server = start().await;
+    let client = connect(server.addr).await;
+    let fields = rows(&client, METABASE_FIELDS).await;
+    let by_name = |name: &str| {
+        fields
+            .iter()
+            .find(|r| r[0].as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no field {name}: {fields:?}"))
+            .clone()
+    };
+    let id = by_name("id");
+    assert_eq!(id[1].as_deref(), Some("int8"), "{id:?}");
+    assert_eq!(id[2].as_deref(), Some("0"));
+    assert_eq!(id[5].as_deref(), Some("t"), "id is the primary key: {id:?}");
+    let title = by_name("title");
+    assert_eq!(title[1].as_deref(), Some("text"));
+    assert_eq!(title[5].as_deref(), Some("f"));
+    assert_eq!(fields.len(), 3, "{fields:?}");
+
+    let keys = rows(
+        &client,
+        "SELECT tc.table_name, tc.constraint_type, kc.column_name, kc.ordinal_position \
+         FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage \
+         kc ON tc.constraint_name = kc.constraint_name ORDER BY 1, 2",
+    )
+    .await;
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        keys,
+        vec![
+            vec![some("projects"), some("PRIMARY KEY"), some("id"), some("1")],
+            vec![some("tasks"), some("FOREIGN KEY"), some("project_id"), some("1")],
+            vec![some("tasks"), some("PRIMARY KEY"), some("id"), some("1")],
+        ]
+    );
+    let types = rows(
+        &client,
+        "SELECT data_type, udt_name, is_identity FROM information_schema.columns \
+         WHERE table_name = 'tasks' AND column_name = 'project_id'",
+    )
+    .await;
+    assert_eq!(types, vec![vec![some("bigint"), some("int8"), some("NO")]]);
+}
+
+/// What pgAdmin sends when it connects.
+#[tokio::test]
+async fn pgadmin_session_setup_answers() {
+    let server = start().await;
+    let client = connect(server.addr).await;
+    let bytea = rows(
+        &client,
+        "SELECT set_config('bytea_output','hex',false) FROM pg_show_all_settings() \
+         WHERE name = 'bytea_output'",
+    )
+    .await;
+    assert_eq!(bytea, vec![vec![Some("hex".to_owned())]]);
+    let err = client
+        .simple_query("SELECT set_config('bytea_output','escape',false)")
+        .await
+        .expect_err("a function cannot change the session");
+    assert_eq!(server_support::code(&err), "0A000");
+
+    let recovery = rows(
+        &client,
+        "SELECT CASE WHEN usesuper\n       THEN pg_catalog.pg_is_in_recovery()\n       \
+         ELSE FALSE\n       END as inrecovery,\n       CASE WHEN usesuper AND \
+         pg_catalog.pg_is_in_recovery()\n       THEN pg_catalog.pg_is_wal_replay_paused()\n \
+         ELSE FALSE\n       END as isreplaypaused\nFROM pg_catalog.pg_user WHERE \
+         usename=current_user",
+    )
+    .await;
+    assert_eq!(
+        recovery,
+        vec![vec![Some("f".to_owned()), Some("f".to_owned())]]
+    );
+}
+
+const METABASE_FIELDS: &str = r#"SELECT "c"."column_name" AS "name",
+  CASE WHEN "c"."udt_schema" IN ('public', 'pg_catalog') THEN FORMAT('%s', "c"."udt_name")
+    ELSE FORMAT('"%s"."%s"', "c"."udt_schema", "c"."udt_name") END AS "database-type",
+  "c"."ordinal_position" - 1 AS "database-position", "c"."table_schema" AS "table-schema",
+  "c"."table_name" AS "table-name", "pk"."column_name" IS NOT NULL AS "pk?",
+  COL_DESCRIPTION(CAST(CAST(FORMAT('%I.%I', CAST("c"."table_schema" AS TEXT),
+    CAST("c"."table_name" AS TEXT)) AS REGCLASS) AS OID), "c"."ordinal_position") AS
+    "field-comment",
+  (("column_default" IS NULL) OR (LOWER("column_default") = 'null')) AND ("is_nullable" = 'NO')
+    AND NOT ((("column_default" IS NOT NULL) AND ("column_default" LIKE '%nextval(%')) OR
+    ("is_identity" <> 'NO')) AS "database-required",
+  (("column_default" IS NOT NULL) AND ("column_default" LIKE '%nextval(%')) OR ("is_identity"
+    <> 'NO') AS "database-is-auto-increment"
+FROM "information_schema"."columns" AS "c"
+LEFT JOIN (SELECT "tc"."table_schema", "tc"."table_name", "kc"."column_name"
+  FROM "information_schema"."table_constraints" AS "tc"
+  INNER JOIN "information_schema"."key_column_usage" AS "kc"
+    ON ("tc"."constraint_name" = "kc"."constraint_name") AND ("tc"."table_schema" =
+    "kc"."table_schema")
+    AND ("tc"."table_name" = "kc"."table_name")
+  WHERE "tc"."constraint_type" = 'PRIMARY KEY') AS "pk"
+  ON ("c"."table_schema" = "pk"."table_schema") AND ("c"."table_name" = "pk"."table_name")
+  AND ("c"."column_name" = "pk"."column_name")
+WHERE c.table_schema !~ '^information_schema|catalog_history|pg_' AND ("c"."table_schema" IN
+    ('public'))
+  AND ("c"."table_name" IN ('tasks'))
+UNION ALL
+SELECT "pa"."attname" AS "name",
+  CASE WHEN "ptn"."nspname" IN ('public', 'pg_catalog') THEN FORMAT('%s', "pt"."typname")
+    ELSE FORMAT('"%s"."%s"', "ptn"."nspname", "pt"."typname") END AS "database-type",
+  "pa"."attnum" - 1 AS "database-position", "pn"."nspname" AS "table-schema",
+  "pc"."relname" AS "table-name", FALSE AS "pk?", NULL AS "field-comment",
+  FALSE AS "database-required", FALSE AS "database-is-auto-increment"
+FROM "pg_catalog"."pg_class" AS "pc"
+INNER JOIN "pg_catalog"."pg_namespace" AS "pn" ON "pn"."oid" = "pc"."relnamespace"
+INNER JOIN "pg_catalog"."pg_attribute" AS "pa" ON "pa"."attrelid" = "pc"."oid"
+INNER JOIN "pg_catalog"."pg_type" AS "pt" ON "pt"."oid" = "pa"."atttypid"
+INNER JOIN "pg_catalog"."pg_namespace" AS "ptn" ON "ptn"."oid" = "pt"."typnamespace"
+WHERE ("pc"."relkind" = 'm') AND ("pa"."attnum" >= 1) AND ("pn"."nspname" IN ('public'))
+  AND ("pc"."relname" IN ('tasks'))
+ORDER BY "table-schema" ASC, "table-name" ASC, "database-position" ASC"#;
 
 #[tokio::test]
 async fn sqlalchemy_key_reflection_with_subscripts() {

@@ -331,6 +331,60 @@ async fn custom_fields_appear_when_switched_on() {
     );
 }
 
+/// A custom field created after the definitions were read appears after
+/// `CALL productive_refresh_custom_fields()`, and is listed in `pg_proc`.
+#[tokio::test]
+async fn custom_fields_refresh_on_demand() {
+    let s = stack().await;
+    let client = connect(&s).await;
+    client
+        .simple_query("SET productive.use_custom_fields = on")
+        .await
+        .unwrap();
+    // Reads (and caches) the definitions.
+    client.simple_query("SELECT priority FROM tasks").await.unwrap();
+    let mut field = productive_pg::sim::store::Record::new(9_001);
+    field.attributes = serde_json::json!({ "name": "Effort Level", "data_type_id": 1,
+        "customizable_type": "tasks", "archived_at": null })
+    .as_object()
+    .cloned()
+    .unwrap();
+    s.sim
+        .store()
+        .write()
+        .unwrap()
+        .put("custom_fields", field);
+    let err = client
+        .simple_query("SELECT effort_level FROM tasks")
+        .await
+        .err()
+        .expect("the cached definitions do not have the new field");
+    assert_eq!(code(&err), "42703");
+
+    let count = first_value(&client, "CALL productive_refresh_custom_fields()").await;
+    assert_eq!(count.as_deref(), Some("3"));
+    let rows = client
+        .query("SELECT id, effort_level FROM tasks", &[])
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    // Arguments are refused like PostgreSQL refuses them for a procedure
+    // that takes none, and the procedure is listed for \df.
+    let err = client
+        .simple_query("CALL productive_refresh_custom_fields(1)")
+        .await
+        .err()
+        .expect("no arguments");
+    assert_eq!(code(&err), "42883");
+    let kind = first_value(
+        &client,
+        "SELECT prokind FROM pg_catalog.pg_proc \
+         WHERE proname = 'productive_refresh_custom_fields'",
+    )
+    .await;
+    assert_eq!(kind.as_deref(), Some("p"));
+}
+
 #[tokio::test]
 async fn statement_timeout_cancels_a_slow_scan() {
     let s = stack().await;

@@ -297,24 +297,25 @@ public class Checks {
                 expect(n == 1, "count " + n);
             }
         });
-        // {call} of a procedure needs escapeSyntaxCallMode=callIfNoReturn
-        // (pgjdbc's default turns it into SELECT, which is for functions).
+        // {call} reaches the procedure in both of pgjdbc's modes: the default
+        // turns it into SELECT * FROM f(?), callIfNoReturn into CALL f(?).
+        // An unknown project id must come back as the procedure's own
+        // "no such record" (P0002), not as a missing procedure (42883).
         Connection calls = connect("?escapeSyntaxCallMode=callIfNoReturn");
-        writeCheck(calls, "{call}", x -> {
-            String proc;
-            try (ResultSet rs = x.getMetaData().getProcedures(null, "public", "%")) {
-                expect(rs.next(), "the server lists no procedure");
-                proc = rs.getString("PROCEDURE_NAME");
-            }
-            // Calling with wrong arguments must reach the procedure: a
-            // missing procedure (42883) means {call} is not understood.
-            try (CallableStatement cs = x.prepareCall("{call " + proc + "()}")) {
-                cs.execute();
-            } catch (SQLException e) {
-                expect(!"42883".equals(e.getSQLState()) && !"42601".equals(e.getSQLState()),
-                        e.getSQLState() + " " + e.getMessage());
-            }
-        });
+        for (Connection x0 : new Connection[] {c, calls}) {
+            String mode = x0 == c ? "default" : "callIfNoReturn";
+            writeCheck(x0, "{call} " + mode, x -> {
+                List<Map<String, Object>> listed = rows(x.getMetaData().getProcedures(null, "public", "%"));
+                expect(any(listed, "procedure_name", "ArchiveProject"), "ArchiveProject not listed");
+                try (CallableStatement cs = x.prepareCall("{call ArchiveProject(?)}")) {
+                    cs.setLong(1, 987654321L);
+                    cs.execute();
+                    throw new AssertionError("an unknown project was archived");
+                } catch (SQLException e) {
+                    expect("P0002".equals(e.getSQLState()), e.getSQLState() + " " + e.getMessage());
+                }
+            });
+        }
         calls.close();
         c.close();
     }

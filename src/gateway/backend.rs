@@ -8,13 +8,17 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
-use super::{DATABASE, SessionDefaults, new_session};
+use super::{
+    DATABASE, REFRESH_CUSTOM_FIELDS, SessionDefaults, is_refresh_custom_fields, new_session,
+    refresh_custom_fields, refresh_custom_fields_schema,
+};
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::catalog::Catalog;
 use crate::error::{SqlError, codes};
 use crate::secret::Secret;
 use crate::server::{
-    Backend, ForeignKey, Login, TableComment, TableKeys, install_catalog, install_keys,
+    Backend, ForeignKey, Login, Routine, RoutineKind, TableComment, TableKeys, install_catalog,
+    install_keys, install_routines,
 };
 use crate::table::TableDef;
 use crate::write::procedures;
@@ -86,6 +90,22 @@ fn comments() -> &'static [TableComment] {
                 }
             }
         }
+        out
+    })
+}
+
+/// The procedures and functions of `pg_proc`: Productive's actions in
+/// both forms, and the custom field refresh.
+fn routines() -> &'static [Routine] {
+    static ROUTINES: OnceLock<Vec<Routine>> = OnceLock::new();
+    ROUTINES.get_or_init(|| {
+        let mut out = procedures::routines();
+        out.push(Routine {
+            name: REFRESH_CUSTOM_FIELDS.to_owned(),
+            kind: RoutineKind::Procedure,
+            args: vec![],
+            returns: None,
+        });
         out
     })
 }
@@ -168,6 +188,7 @@ impl Backend for GatewayBackend {
         let ctx = new_session(client, &self.defaults);
         install_catalog(&ctx, DATABASE, comments())
             .and_then(|()| install_keys(&ctx, keys()))
+            .and_then(|()| install_routines(&ctx, routines()))
             .map_err(|e| {
                 SqlError::new(codes::INTERNAL_ERROR, format!("setting up pg_catalog: {e}"))
             })?;
@@ -180,6 +201,9 @@ impl Backend for GatewayBackend {
         name: &str,
         args: Vec<ScalarValue>,
     ) -> Result<Option<RecordBatch>, SqlError> {
+        if is_refresh_custom_fields(name) {
+            return refresh_custom_fields(session, &args).await.map(Some);
+        }
         procedures::call(session, name, &args).await.map(Some)
     }
 
@@ -187,10 +211,16 @@ impl Backend for GatewayBackend {
         &self,
         name: &str,
     ) -> Option<Vec<datafusion::arrow::datatypes::DataType>> {
+        if is_refresh_custom_fields(name) {
+            return Some(vec![]);
+        }
         procedures::find(name).map(procedures::argument_types)
     }
 
     fn call_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        if is_refresh_custom_fields(name) {
+            return Some(refresh_custom_fields_schema());
+        }
         procedures::find(name).map(procedures::result_schema)
     }
 }

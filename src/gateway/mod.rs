@@ -11,10 +11,14 @@ pub mod schema;
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
 
 use crate::api::ApiClient;
+use crate::error::{SqlError, codes};
 use crate::table::ProductiveOptions;
 use crate::write::{WriteContext, procedures};
 use schema::ProductiveSchema;
@@ -63,4 +67,62 @@ pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionCont
         .expect("a new memory catalog accepts a schema");
     ctx.register_catalog(DATABASE, Arc::new(catalog));
     ctx
+}
+
+/// The procedure that fetches custom field definitions anew:
+/// `CALL productive_refresh_custom_fields()`. Definitions are otherwise
+/// fetched once and kept for the life of the server.
+pub const REFRESH_CUSTOM_FIELDS: &str = "productive_refresh_custom_fields";
+
+/// Whether `name` (maybe schema-qualified or quoted) is
+/// [`REFRESH_CUSTOM_FIELDS`].
+pub fn is_refresh_custom_fields(name: &str) -> bool {
+    let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+    name.eq_ignore_ascii_case(REFRESH_CUSTOM_FIELDS)
+}
+
+/// The row [`REFRESH_CUSTOM_FIELDS`] answers with: how many custom-field
+/// columns the tables have after the refresh.
+pub fn refresh_custom_fields_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "custom_field_columns",
+        DataType::Int64,
+        false,
+    )]))
+}
+
+/// Runs [`REFRESH_CUSTOM_FIELDS`] in a session.
+///
+/// # Errors
+/// 42883 when arguments are given, the API's error when the definitions
+/// cannot be fetched.
+pub async fn refresh_custom_fields(
+    ctx: &SessionContext,
+    args: &[ScalarValue],
+) -> Result<RecordBatch, SqlError> {
+    if !args.is_empty() {
+        return Err(SqlError::new(
+            codes::UNDEFINED_FUNCTION,
+            format!(
+                "procedure {REFRESH_CUSTOM_FIELDS}() takes no arguments, {} given",
+                args.len()
+            ),
+        ));
+    }
+    let schema = ctx
+        .catalog(DATABASE)
+        .and_then(|c| c.schema("public"))
+        .ok_or_else(|| SqlError::new(codes::INTERNAL_ERROR, "the session has no tables"))?;
+    let schema = schema
+        .downcast_ref::<ProductiveSchema>()
+        .ok_or_else(|| SqlError::new(codes::INTERNAL_ERROR, "the session has no tables"))?;
+    let count = schema
+        .refresh_custom_fields()
+        .await
+        .map_err(|e| e.to_sql_error())?;
+    RecordBatch::try_new(
+        refresh_custom_fields_schema(),
+        vec![Arc::new(Int64Array::from(vec![count as i64]))],
+    )
+    .map_err(|e| SqlError::new(codes::INTERNAL_ERROR, e.to_string()))
 }

@@ -65,9 +65,28 @@ impl ProductiveSchema {
         })
     }
 
-    /// Forgets cached custom field definitions.
-    pub async fn refresh_custom_fields(&self) {
+    /// The column names of table `name` without custom fields, which a
+    /// custom field's column never shadows.
+    fn taken(&self, name: &str) -> HashSet<String> {
+        self.plain
+            .get(name)
+            .map(|t| t.def().columns.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Fetches the custom field definitions anew, for this session and
+    /// every other one using the same credentials, and returns how many
+    /// custom-field columns the tables now have.
+    ///
+    /// # Errors
+    /// The API's error when the definitions cannot be fetched.
+    pub async fn refresh_custom_fields(&self) -> Result<usize, crate::api::ApiError> {
         self.definitions.refresh().await;
+        let columns = self
+            .definitions
+            .columns(&self.client, &|table: &str| self.taken(table))
+            .await?;
+        Ok(columns.values().map(Vec::len).sum())
     }
 }
 
@@ -86,15 +105,9 @@ impl SchemaProvider for ProductiveSchema {
         if !self.use_custom_fields() || !super::CUSTOMIZABLE_TABLES.contains(&name) {
             return Ok(Some(plain.clone()));
         }
-        let taken = |table: &str| -> HashSet<String> {
-            self.plain
-                .get(table)
-                .map(|t| t.def().columns.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default()
-        };
         let columns = self
             .definitions
-            .columns(&self.client, &taken)
+            .columns(&self.client, &|table: &str| self.taken(table))
             .await
             .map_err(DataFusionError::from)?;
         let fields = columns.get(name).cloned().unwrap_or_default();

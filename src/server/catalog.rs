@@ -20,7 +20,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::TableType;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{LogicalPlanBuilder, lit};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -32,7 +35,9 @@ use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
-use super::constraints::{self, KeyStore, KeyTable, KeyTableKind};
+use super::constraints::{self, KeyStore, KeyTable, KeyTableKind, KeyView, KeyViewTable};
+use super::information_schema::{self, ColumnsView};
+use super::routines::{self, PgProc, RoutineStore};
 use super::statements::SERVER_VERSION;
 
 /// A comment on a table (`column: None`) or on one of its columns.
@@ -101,6 +106,9 @@ pub fn install_catalog(
     }
 
     let keys = constraints::install_store(ctx);
+    // Our routine descriptions replace the constant ones.
+    super::functions::install_functions(ctx);
+    let routines = routines::install_store(ctx);
 
     let catalog = ctx
         .catalog(database)
@@ -108,8 +116,11 @@ pub fn install_catalog(
     if let Some(inner) = catalog.schema("pg_catalog") {
         let wrapped = Arc::new(PgCatalogWithComments {
             inner,
+            pg_user: pg_user(ctx)?,
+            database: database.to_owned(),
             store: store.clone(),
             keys,
+            routines,
         });
         catalog.register_schema("pg_catalog", wrapped)?;
     }
@@ -119,7 +130,6 @@ pub fn install_catalog(
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SizePretty::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(TableSize::new()));
-    super::functions::install_functions(ctx);
     Ok(())
 }
 
@@ -429,6 +439,33 @@ impl ScalarUDFImpl for TableSize {
     }
 }
 
+/// The view of login roles pgAdmin reads at connect.
+const PG_USER: &str = "pg_user";
+
+/// `pg_catalog.pg_user`: the one user every session runs as, named as
+/// `current_user` names it, with no special rights.
+fn pg_user(ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+    let user = ctx.udf("session_user")?.call(vec![]);
+    let no = || lit(false);
+    let config = ScalarValue::try_from(DataType::List(Arc::new(
+        datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true),
+    )))?;
+    let plan = LogicalPlanBuilder::empty(true)
+        .project(vec![
+            user.alias("usename"),
+            lit(ScalarValue::Int32(Some(10))).alias("usesysid"),
+            no().alias("usecreatedb"),
+            no().alias("usesuper"),
+            no().alias("userepl"),
+            no().alias("usebypassrls"),
+            lit("********").alias("passwd"),
+            lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))).alias("valuntil"),
+            lit(config).alias("useconfig"),
+        ])?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// The catalog's `pg_catalog` schema with `pg_description` extended by the
 /// session's comments.
 #[derive(Debug)]
@@ -436,21 +473,49 @@ struct PgCatalogWithComments {
     inner: Arc<dyn SchemaProvider>,
     store: Arc<CommentStore>,
     keys: Arc<KeyStore>,
+    routines: Arc<RoutineStore>,
+    pg_user: Arc<dyn TableProvider>,
+    database: String,
 }
 
 #[async_trait]
 impl SchemaProvider for PgCatalogWithComments {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        if !names.iter().any(|n| n == PG_USER) {
+            names.push(PG_USER.to_owned());
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name == PG_USER {
+            return Ok(Some(self.pg_user.clone()));
+        }
+        if information_schema::is_columns(name) {
+            return Ok(Some(Arc::new(ColumnsView::new())));
+        }
+        if let Some(view) = KeyView::of(name) {
+            return Ok(Some(Arc::new(KeyViewTable::new(
+                view,
+                &self.database,
+                self.keys.clone(),
+            ))));
+        }
         let table = self.inner.table(name).await?;
         match table {
             Some(inner) if name == "pg_description" => Ok(Some(Arc::new(PgDescription {
                 inner,
                 store: self.store.clone(),
             }))),
+            Some(inner) if name == "pg_proc" => match self.inner.table("pg_namespace").await? {
+                Some(namespaces) => Ok(Some(Arc::new(PgProc::new(
+                    inner,
+                    namespaces,
+                    self.routines.clone(),
+                )))),
+                None => Ok(Some(inner)),
+            },
             Some(inner) => match KeyTableKind::of(name) {
                 Some(kind) => Ok(Some(Arc::new(KeyTable::new(
                     kind,
@@ -464,7 +529,10 @@ impl SchemaProvider for PgCatalogWithComments {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name == PG_USER
+            || KeyView::of(name).is_some()
+            || information_schema::is_columns(name)
+            || self.inner.table_exist(name)
     }
 }
 

@@ -258,7 +258,7 @@ fn flag(v: bool) -> ScalarValue {
 
 /// Builds a batch of `schema` from rows given by column name; columns a
 /// row leaves out are NULL, or the type's default where NULL is not allowed.
-fn rows_batch(schema: &SchemaRef, rows: &[HashMap<&str, ScalarValue>]) -> Result<RecordBatch> {
+pub(crate) fn rows_batch(schema: &SchemaRef, rows: &[HashMap<&str, ScalarValue>]) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let fallback = if field.is_nullable() {
@@ -536,6 +536,173 @@ impl TableProvider for KeyTable {
             }
         };
         MemorySourceConfig::try_new_exec(&[batches], self.schema.clone(), projection.cloned())
+            .map(|exec| exec as Arc<dyn ExecutionPlan>)
+    }
+}
+
+/// `information_schema.table_constraints` and `key_column_usage`, which
+/// DataFusion's `information_schema` lacks; Metabase finds primary keys
+/// through them. Served from `pg_catalog` under [`KeyView::name`] and
+/// reached by rewriting the `information_schema` name
+/// ([`super::rewrite::fix_statement`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyView {
+    TableConstraints,
+    KeyColumnUsage,
+}
+
+impl KeyView {
+    /// Both views.
+    pub(crate) const ALL: [KeyView; 2] = [KeyView::TableConstraints, KeyView::KeyColumnUsage];
+
+    /// The view's name in `information_schema`.
+    pub(crate) fn view_name(self) -> &'static str {
+        match self {
+            KeyView::TableConstraints => "table_constraints",
+            KeyView::KeyColumnUsage => "key_column_usage",
+        }
+    }
+
+    /// The name the view is served under in `pg_catalog`.
+    pub(crate) fn name(self) -> String {
+        format!("information_schema_{}", self.view_name())
+    }
+
+    /// The view serving `pg_catalog` table `name`, if any.
+    pub(crate) fn of(name: &str) -> Option<KeyView> {
+        KeyView::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    fn schema(self) -> SchemaRef {
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let mut fields: Vec<Field> = [
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+        ]
+        .into_iter()
+        .map(text)
+        .collect();
+        match self {
+            KeyView::TableConstraints => {
+                for name in [
+                    "constraint_type",
+                    "is_deferrable",
+                    "initially_deferred",
+                    "enforced",
+                    "nulls_distinct",
+                ] {
+                    fields.push(text(name));
+                }
+            }
+            KeyView::KeyColumnUsage => {
+                fields.push(text("column_name"));
+                fields.push(Field::new("ordinal_position", DataType::Int32, true));
+                fields.push(Field::new(
+                    "position_in_unique_constraint",
+                    DataType::Int32,
+                    true,
+                ));
+            }
+        }
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// One [`KeyView`] over the registered keys of a session.
+#[derive(Debug)]
+pub(crate) struct KeyViewTable {
+    view: KeyView,
+    database: String,
+    store: Arc<KeyStore>,
+    schema: SchemaRef,
+}
+
+impl KeyViewTable {
+    pub(crate) fn new(view: KeyView, database: &str, store: Arc<KeyStore>) -> KeyViewTable {
+        KeyViewTable {
+            view,
+            database: database.to_owned(),
+            store,
+            schema: view.schema(),
+        }
+    }
+
+    fn rows(&self) -> Vec<HashMap<&'static str, ScalarValue>> {
+        let keys = self.store.keys.read().unwrap_or_else(|p| p.into_inner());
+        // (constraint, table, column, is primary)
+        let mut constraints: Vec<(String, &str, &str, bool)> = vec![];
+        for table in keys.iter() {
+            if let Some(pk) = &table.primary_key {
+                constraints.push((format!("{}_pkey", table.table), &table.table, pk, true));
+            }
+            for fk in &table.foreign_keys {
+                constraints.push((
+                    format!("{}_{}_fkey", table.table, fk.column),
+                    &table.table,
+                    &fk.column,
+                    false,
+                ));
+            }
+        }
+        constraints
+            .into_iter()
+            .map(|(name, table, column, primary)| {
+                let mut row = HashMap::from([
+                    ("constraint_catalog", text(&self.database)),
+                    ("constraint_schema", text("public")),
+                    ("constraint_name", text(&name)),
+                    ("table_catalog", text(&self.database)),
+                    ("table_schema", text("public")),
+                    ("table_name", text(table)),
+                ]);
+                match self.view {
+                    KeyView::TableConstraints => {
+                        let kind = if primary { "PRIMARY KEY" } else { "FOREIGN KEY" };
+                        row.insert("constraint_type", text(kind));
+                        row.insert("is_deferrable", text("NO"));
+                        row.insert("initially_deferred", text("NO"));
+                        row.insert("enforced", text("YES"));
+                        if primary {
+                            row.insert("nulls_distinct", text("YES"));
+                        }
+                    }
+                    KeyView::KeyColumnUsage => {
+                        row.insert("column_name", text(column));
+                        row.insert("ordinal_position", int(1));
+                        if !primary {
+                            row.insert("position_in_unique_constraint", int(1));
+                        }
+                    }
+                }
+                row
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl TableProvider for KeyViewTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = rows_batch(&self.schema, &self.rows())?;
+        MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())
             .map(|exec| exec as Arc<dyn ExecutionPlan>)
     }
 }

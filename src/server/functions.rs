@@ -13,16 +13,23 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Int32Builder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
+    new_null_array,
+};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Result;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+
+use crate::error::{SqlError, codes};
 
 /// A function whose answer does not depend on its arguments.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -71,6 +78,33 @@ impl ScalarUDFImpl for Constant {
             Ok(ColumnarValue::Scalar(self.value.clone()))
         }
     }
+}
+
+/// The Arrow type's PostgreSQL type, as the wire server reports it.
+pub(crate) fn pg_type_of(data_type: &DataType) -> postgres_types::Type {
+    arrow_pg::datatypes::into_pg_type(data_type).unwrap_or(postgres_types::Type::TEXT)
+}
+
+/// The name `format_type` gives a type (`bigint`, `timestamp with time
+/// zone`, `text[]`).
+pub(crate) fn sql_type_name(t: &postgres_types::Type) -> String {
+    if let postgres_types::Kind::Array(item) = t.kind() {
+        return format!("{}[]", sql_type_name(item));
+    }
+    match t.oid() {
+        16 => "boolean",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        700 => "real",
+        701 => "double precision",
+        1043 => "character varying",
+        1083 => "time without time zone",
+        1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
+        _ => t.name(),
+    }
+    .to_owned()
 }
 
 /// Oids of the built-in types, by the names `to_regtype` accepts.
@@ -214,6 +248,7 @@ pub fn install_functions(ctx: &SessionContext) {
         Constant::new("pg_operator_is_visible", ScalarValue::Boolean(Some(true))),
         Constant::new("pg_conversion_is_visible", ScalarValue::Boolean(Some(true))),
         Constant::new("pg_is_in_recovery", ScalarValue::Boolean(Some(false))),
+        Constant::new("pg_is_wal_replay_paused", ScalarValue::Boolean(Some(false))),
         Constant::new("pg_get_function_result", text_null.clone()),
         Constant::new("pg_get_function_arguments", ScalarValue::from("")),
         Constant::new("pg_get_function_identity_arguments", ScalarValue::from("")),
@@ -243,6 +278,141 @@ pub fn install_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ToRegtype {
         signature: Signature::any(1, Volatility::Stable),
     }));
+    ctx.register_udf(ScalarUDF::new_from_impl(SetConfig {
+        signature: Signature::any(3, Volatility::Volatile),
+    }));
+    ctx.register_udtf("pg_show_all_settings", Arc::new(ShowAllSettings));
+}
+
+/// `set_config(name, value, is_local)` as pgAdmin calls it at connect
+/// (`bytea_output` to `hex`): a function cannot change the session, so
+/// it answers the value when that is already the setting's default and
+/// refuses any other change, pointing to `SET`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SetConfig {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [name, value, _] = args.args.as_slice() else {
+            return Err(DataFusionError::Plan(
+                "set_config takes a name, a value and is_local".into(),
+            ));
+        };
+        let names = cast(&name.to_array(rows)?, &DataType::Utf8)?;
+        let names = names.as_string::<i32>();
+        let values = cast(&value.to_array(rows)?, &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let mut out = StringBuilder::new();
+        for row in 0..rows {
+            if names.is_null(row) {
+                return Err(SqlError::new(
+                    codes::NULL_VALUE_NOT_ALLOWED,
+                    "set_config: the setting name must not be NULL",
+                )
+                .into_datafusion());
+            }
+            let name = names.value(row);
+            let Some(default) = setting_default(name) else {
+                return Err(SqlError::new(
+                    codes::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+                .into_datafusion());
+            };
+            let value = (!values.is_null(row)).then(|| values.value(row));
+            if value.is_some_and(|v| !v.eq_ignore_ascii_case(default)) {
+                return Err(SqlError::new(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    format!("set_config cannot change \"{name}\" here"),
+                )
+                .with_hint(format!("use SET {name} = ..."))
+                .into_datafusion());
+            }
+            out.append_value(default);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `pg_show_all_settings()`, the table behind PostgreSQL's `pg_settings`
+/// (pgAdmin reads it at connect): every setting the server knows, with
+/// its default, as [`CurrentSetting`] answers it.
+#[derive(Debug)]
+struct ShowAllSettings;
+
+impl TableFunctionImpl for ShowAllSettings {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return Err(DataFusionError::Plan(
+                "pg_show_all_settings takes no arguments".into(),
+            ));
+        }
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let schema = Arc::new(Schema::new(vec![
+            text("name"),
+            text("setting"),
+            text("unit"),
+            text("category"),
+            text("short_desc"),
+            text("extra_desc"),
+            text("context"),
+            text("vartype"),
+            text("source"),
+            text("min_val"),
+            text("max_val"),
+            Field::new(
+                "enumvals",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+            text("boot_val"),
+            text("reset_val"),
+            text("sourcefile"),
+            Field::new("sourceline", DataType::Int32, true),
+            Field::new("pending_restart", DataType::Boolean, true),
+        ]));
+        let all = super::statements::Setting::ALL;
+        let column = |f: &dyn Fn(&super::statements::Setting) -> Option<&str>| -> ArrayRef {
+            Arc::new(all.iter().map(f).collect::<StringArray>())
+        };
+        let defaults = column(&|s| Some(s.default));
+        let columns: Vec<ArrayRef> = vec![
+            column(&|s| Some(s.name)),
+            defaults.clone(),
+            column(&|_| None),
+            column(&|_| Some("Productive gateway")),
+            column(&|s| Some(s.description)),
+            column(&|_| None),
+            column(&|s| Some(if s.fixed { "internal" } else { "user" })),
+            column(&|_| Some("string")),
+            column(&|_| Some("default")),
+            column(&|_| None),
+            column(&|_| None),
+            new_null_array(schema.field(11).data_type(), all.len()),
+            defaults.clone(),
+            defaults,
+            column(&|_| None),
+            new_null_array(&DataType::Int32, all.len()),
+            Arc::new(BooleanArray::from(vec![false; all.len()])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
 }
 
 /// The Arrow type of `pg_postmaster_start_time`, for tests.

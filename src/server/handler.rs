@@ -127,6 +127,9 @@ impl Parser {
         let mut statements = self.sql.parse(&fixed)?;
         statements.iter_mut().for_each(rewrite::fix_statement);
         statements.iter_mut().for_each(statements::name_columns);
+        statements
+            .iter_mut()
+            .for_each(statements::type_integer_literals);
         Ok(statements)
     }
 }
@@ -292,6 +295,7 @@ impl QueryHandler {
                     .await?
             }
         };
+        let plan = rewrite::keep_numeric_scale(plan)?;
         if stmt_mentions_descriptions(stmt) {
             catalog::refresh_comments(&session.ctx).await?;
         }

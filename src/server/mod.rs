@@ -16,8 +16,10 @@ pub mod copy_in;
 pub mod errors;
 pub mod functions;
 pub mod handler;
+pub mod information_schema;
 pub mod returning;
 pub mod rewrite;
+pub mod routines;
 pub mod session;
 pub mod statements;
 pub mod tls;
@@ -50,6 +52,7 @@ use crate::error::{SqlError, codes};
 pub use auth::Secret;
 pub use catalog::{TableComment, install_catalog};
 pub use constraints::{ForeignKey, TableKeys, install_keys};
+pub use routines::{Routine, RoutineKind, install_routines};
 use handler::PreparedStatement;
 use session::StatementControl;
 

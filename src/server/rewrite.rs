@@ -9,6 +9,12 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::{Cast, Expr as DfExpr, LogicalPlan, TryCast};
+use datafusion::scalar::ScalarValue;
+
+use super::information_schema::served_name;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     ObjectNamePart, Statement, VisitMut, VisitorMut,
@@ -121,9 +127,109 @@ fn fix_partition_ancestors(sql: &str) -> Option<String> {
 
 /// AST fixes: `generate_subscripts(array, 1)` (SQLAlchemy's key and index
 /// reflection) becomes `unnest(generate_series(1, array_length(array, 1)))`,
-/// which DataFusion zips with a sibling `unnest` the way PostgreSQL does.
+/// which DataFusion zips with a sibling `unnest` the way PostgreSQL does;
+/// `information_schema.columns`, `table_constraints` and `key_column_usage`
+/// (Metabase's field sync), which DataFusion's fixed `information_schema`
+/// lacks or has with fewer columns, name the views `pg_catalog` serves.
 pub fn fix_statement(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Subscripts);
+    let _ = stmt.visit(&mut InformationSchemaViews);
+}
+
+/// The type DataFusion gives `numeric` without precision and scale.
+const UNCONSTRAINED_NUMERIC: DataType = DataType::Decimal128(38, 10);
+
+/// `CAST('12.50' AS numeric)`, with the text a literal or a bound
+/// parameter, keeps the text's scale (`12.50`) the way PostgreSQL's
+/// unconstrained numeric does, instead of DataFusion's fixed
+/// `numeric(38,10)` (`12.5000000000`). An explicit `numeric(38,10)` is
+/// indistinguishable and changes alike; any other precision or scale is
+/// left as written.
+///
+/// # Errors
+/// Fails when a changed plan's schema cannot be recomputed.
+pub fn keep_numeric_scale(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    let changed = plan.transform_up(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|e| {
+                let scale = match &e {
+                    DfExpr::Cast(cast) if cast.data_type == UNCONSTRAINED_NUMERIC => {
+                        text_scale(&cast.expr)
+                    }
+                    DfExpr::TryCast(cast) if cast.data_type == UNCONSTRAINED_NUMERIC => {
+                        text_scale(&cast.expr)
+                    }
+                    _ => None,
+                };
+                let Some(scale) = scale else {
+                    return Ok(Transformed::no(e));
+                };
+                let data_type = DataType::Decimal128(38, scale);
+                Ok(Transformed::yes(match e {
+                    DfExpr::Cast(cast) => DfExpr::Cast(Cast::new(cast.expr, data_type)),
+                    DfExpr::TryCast(cast) => DfExpr::TryCast(TryCast::new(cast.expr, data_type)),
+                    other => other,
+                }))
+            })
+        })
+    })?;
+    if !changed.transformed {
+        return Ok(changed.data);
+    }
+    // Columns above a changed cast change type with it.
+    changed
+        .data
+        .transform_up(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
+}
+
+/// The scale of a text literal holding a plain decimal number (`12.50` →
+/// 2), when it differs from the default scale.
+fn text_scale(expr: &DfExpr) -> Option<i8> {
+    let DfExpr::Literal(value, _) = expr else {
+        return None;
+    };
+    let text = match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.trim(),
+        ScalarValue::LargeUtf8(Some(s)) => s.trim(),
+        _ => return None,
+    };
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let scale = i8::try_from(fraction.len()).ok()?;
+    let fits = whole.trim_start_matches('0').len() + fraction.len() <= 38;
+    (fits && scale != 10).then_some(scale)
+}
+
+struct InformationSchemaViews;
+
+impl VisitorMut for InformationSchemaViews {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
+        let parts: Vec<&str> = relation
+            .0
+            .iter()
+            .filter_map(|part| part.as_ident().map(|i| i.value.as_str()))
+            .collect();
+        let [.., schema, table] = parts.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        if !schema.eq_ignore_ascii_case("information_schema") {
+            return ControlFlow::Continue(());
+        }
+        if let Some(served) = served_name(table) {
+            *relation = ObjectName(vec![
+                ObjectNamePart::Identifier(Ident::new("pg_catalog")),
+                ObjectNamePart::Identifier(Ident::new(served)),
+            ]);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct Subscripts;
@@ -228,6 +334,55 @@ mod tests {
             fix_text(sql),
             "SELECT t.tgname,\n  NULL AS parent\nFROM pg_catalog.pg_trigger t"
         );
+    }
+
+    #[test]
+    fn information_schema_key_views_come_from_pg_catalog() {
+        let mut stmt = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT kc.column_name FROM \"information_schema\".\"table_constraints\" AS tc \
+             JOIN productive.information_schema.key_column_usage kc ON true \
+             JOIN information_schema.columns c ON true \
+             JOIN information_schema.tables t ON true",
+        )
+        .expect("valid SQL")
+        .remove(0);
+        fix_statement(&mut stmt);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT kc.column_name FROM pg_catalog.information_schema_table_constraints AS tc \
+             JOIN pg_catalog.information_schema_key_column_usage AS kc ON true \
+             JOIN pg_catalog.information_schema_columns AS c ON true \
+             JOIN information_schema.tables AS t ON true"
+        );
+    }
+
+    #[tokio::test]
+    async fn numeric_casts_of_text_keep_its_scale() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let text = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let plan = ctx.state().create_logical_plan(sql).await.expect("plans");
+                let plan = keep_numeric_scale(plan).expect("rewrites");
+                let batches = ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .expect("runs")
+                    .collect()
+                    .await
+                    .expect("collects");
+                datafusion::arrow::util::display::array_value_to_string(
+                    batches[0].column(0),
+                    0,
+                )
+                .expect("prints")
+            }
+        };
+        assert_eq!(text("SELECT CAST('12.50' AS numeric) AS a").await, "12.50");
+        assert_eq!(text("SELECT CAST('-3' AS numeric) + 1 AS a").await, "-2");
+        assert_eq!(text("SELECT CAST('12.5' AS numeric(10,2)) AS a").await, "12.50");
+        assert_eq!(text("SELECT TRY_CAST('0.125' AS numeric) AS a").await, "0.125");
     }
 
     #[test]

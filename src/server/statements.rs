@@ -892,6 +892,61 @@ fn name_items(items: &mut [SelectItem]) {
     }
 }
 
+/// Types the integer literals of the outermost SELECT list as PostgreSQL
+/// does: `integer` when the value fits, `bigint` otherwise (DataFusion
+/// makes every integer literal `bigint`). Drivers that map result types to
+/// their own (node-postgres reads `bigint` as a string) then see `SELECT 1`
+/// as the number 1. Literals inside expressions keep DataFusion's typing.
+/// Run after [`name_columns`], which names such columns `?column?`.
+pub fn type_integer_literals(stmt: &mut Statement) {
+    if let Statement::Query(query) = stmt {
+        integer_literals_of(&mut query.body);
+    }
+}
+
+fn integer_literals_of(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in select.projection.iter_mut() {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+                    _ => continue,
+                };
+                let number = |e: &Expr| match e {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => Some(n.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let text = match expr {
+                    Expr::UnaryOp {
+                        op: ast::UnaryOperator::Minus,
+                        expr,
+                    } => number(expr).map(|n| format!("-{n}")),
+                    other => number(other),
+                };
+                let fits = text.is_some_and(|n| n.parse::<i32>().is_ok());
+                if fits {
+                    let literal = std::mem::replace(expr, Expr::Value(Value::Null.into()));
+                    *expr = Expr::Cast {
+                        kind: ast::CastKind::Cast,
+                        expr: Box::new(literal),
+                        data_type: ast::DataType::Integer(None),
+                        format: None,
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            integer_literals_of(left);
+            integer_literals_of(right);
+        }
+        SetExpr::Query(query) => integer_literals_of(&mut query.body),
+        _ => {}
+    }
+}
+
 /// The column name PostgreSQL gives an unnamed select-list expression.
 fn pg_column_name(expr: &Expr) -> String {
     match expr {
@@ -965,6 +1020,18 @@ mod tests {
         assert!(text.contains("AS \"x\""), "{text}");
         assert!(text.contains("AS \"int4\""), "{text}");
         assert!(text.contains("b AS c"), "{text}");
+    }
+
+    #[test]
+    fn small_integer_literals_are_integers() {
+        let mut stmt = parse("SELECT 1, 3000000000 AS big, 2 + 3 AS sum UNION SELECT -4, 5, 6");
+        name_columns(&mut stmt);
+        type_integer_literals(&mut stmt);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT CAST(1 AS INTEGER) AS \"?column?\", 3000000000 AS big, 2 + 3 AS sum \
+             UNION SELECT CAST(-4 AS INTEGER), CAST(5 AS INTEGER), CAST(6 AS INTEGER)"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::api::request::{FilterCond, FilterExpr};
 use crate::api::{ApiClient, ApiError, ListRequest, RequestStats};
 use crate::catalog::Catalog;
 use crate::error::{SqlError, codes};
+use crate::server::{Routine, RoutineKind};
 use crate::table::TableDef;
 use crate::table::convert::records_to_batch;
 
@@ -458,6 +459,32 @@ pub fn argument_types(proc: &Procedure) -> Vec<DataType> {
             }
         })
         .collect()
+}
+
+/// Every procedure and its function form, as `pg_proc` lists them.
+pub fn routines() -> Vec<Routine> {
+    let mut out = Vec::with_capacity(PROCEDURES.len() * 2);
+    for proc in PROCEDURES {
+        let args: Vec<(String, DataType)> = proc
+            .args
+            .iter()
+            .map(|a| a.to_string())
+            .zip(argument_types(proc))
+            .collect();
+        out.push(Routine {
+            name: proc.name.to_owned(),
+            kind: RoutineKind::Procedure,
+            args: args.clone(),
+            returns: None,
+        });
+        out.push(Routine {
+            name: proc.function.to_owned(),
+            kind: RoutineKind::Function,
+            args,
+            returns: Some(DataType::Utf8),
+        });
+    }
+    out
 }
 
 /// The columns a procedure answers with.
