@@ -35,6 +35,8 @@ pub struct ServeSettings {
     pub use_custom_fields: bool,
     /// Refuse every INSERT, UPDATE, DELETE and procedure call.
     pub read_only: bool,
+    /// Default of `productive.cache_ttl` in every session.
+    pub cache_ttl: Option<Duration>,
     pub tls: Option<TlsConfig>,
     pub max_connections: usize,
     /// Serve the built-in demo organization.
@@ -163,6 +165,7 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
         SessionDefaults {
             use_custom_fields: settings.use_custom_fields,
             read_only: settings.read_only,
+            cache_ttl: settings.cache_ttl,
         },
     );
     let config = ServerConfig {
@@ -302,6 +305,7 @@ pub async fn export(
         &SessionDefaults {
             use_custom_fields,
             read_only: true,
+            cache_ttl: None,
         },
     );
     let summary = match &output {
@@ -514,6 +518,7 @@ mod tests {
             max_connections: 10,
             demo: None,
             read_only: false,
+            cache_ttl: None,
         }
     }
 

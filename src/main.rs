@@ -239,6 +239,9 @@ struct BenchArgs {
     /// Skip the sequential API client.
     #[arg(long)]
     skip_sequential: bool,
+    /// Tasks of the scan whose peak gateway RSS is measured (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    rss_rows: u64,
 }
 
 #[derive(Args)]
@@ -268,6 +271,10 @@ struct ServeArgs {
     /// Refuse every write (INSERT, UPDATE, DELETE) and procedure call.
     #[arg(long, env = "PRODUCTIVE_PG_READ_ONLY")]
     read_only: bool,
+    /// Reuse API answers up to this old in every session (`60s`, `5m`;
+    /// default off); sessions change it with `SET productive.cache_ttl`.
+    #[arg(long, env = "PRODUCTIVE_PG_CACHE_TTL", value_parser = parse_cache_ttl)]
+    cache_ttl: Option<Duration>,
     /// TLS certificate (PEM).
     #[arg(long, env = "PRODUCTIVE_PG_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -299,6 +306,9 @@ struct SimArgs {
     /// Multiplies the volume of the demo organization.
     #[arg(long, default_value_t = 1)]
     scale: u32,
+    /// Tasks in the demo organization instead of 5,000 per unit of scale.
+    #[arg(long)]
+    tasks: Option<usize>,
     /// Added to every request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -314,6 +324,10 @@ struct SimArgs {
     /// Answer 429 without a Retry-After header.
     #[arg(long)]
     no_retry_after: bool,
+}
+
+fn parse_cache_ttl(value: &str) -> Result<Duration, String> {
+    productive_pg::table::options::CacheTtl::parse(value).map(Option::unwrap_or_default)
 }
 
 async fn ctrl_c() {
@@ -342,6 +356,7 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
         login,
         use_custom_fields: a.use_custom_fields,
         read_only: a.read_only,
+        cache_ttl: a.cache_ttl,
         tls: match (a.tls_cert, a.tls_key) {
             (Some(cert_path), Some(key_path)) => Some(TlsConfig {
                 cert_path,
@@ -391,6 +406,7 @@ fn main() -> ExitCode {
                     demo: DemoOptions {
                         scale: args.scale.max(1),
                         seed: args.seed,
+                        tasks: args.tasks,
                     },
                     latency: Duration::from_millis(args.latency_ms),
                     jitter: Duration::from_millis(args.jitter_ms),
@@ -521,6 +537,8 @@ fn main() -> ExitCode {
                     postgres_url: args.postgres_url,
                     stream_rows: args.stream_rows,
                     skip_sequential: args.skip_sequential,
+                    rss_rows: args.rss_rows,
+                    executable: std::env::current_exe().ok(),
                     ..Default::default()
                 };
                 productive_pg::bench::run(&settings).await.map(|report| {

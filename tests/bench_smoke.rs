@@ -17,6 +17,8 @@ async fn the_benchmark_reports_every_figure() {
         stream_rows: 1000,
         skip_sequential: false,
         rate_limits: false,
+        rss_rows: 3_000,
+        executable: Some(env!("CARGO_BIN_EXE_productive-pg").into()),
     };
     let report = run(&settings).await.expect("the benchmark runs");
     let text = report.render();
@@ -29,6 +31,9 @@ async fn the_benchmark_reports_every_figure() {
         "join tasks, projects, companies",
         "aggregate time entries by person and month",
         "3 sessions × 2 statements: 429 answers",
+        "dashboard refreshed within cache_ttl: requests",
+        "simulator store: memory per record",
+        "peak RSS of the gateway, 3000-row scan",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
@@ -45,6 +50,12 @@ async fn the_benchmark_reports_every_figure() {
         .find(|f| f.name == "full scan: requests")
         .unwrap();
     assert_eq!(scan.met, Some(true), "{scan:?}");
+    let cached = report
+        .figures
+        .iter()
+        .find(|f| f.name.starts_with("dashboard refreshed within cache_ttl: requests"))
+        .unwrap();
+    assert_eq!(cached.met, Some(true), "{cached:?}");
     if settings.postgres_url.is_some() {
         assert!(
             text.contains("local join") && text.contains("stream 1000 rows"),

@@ -51,6 +51,7 @@ async fn a_new_user_tries_the_demo_with_psql() {
         max_connections: 8,
         demo: Some(DemoOptions::default()),
         read_only: false,
+        cache_ttl: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(settings, async move {

@@ -41,6 +41,7 @@ async fn start(read_only: bool, comments_need_parent: bool) -> Wire {
         SessionDefaults {
             use_custom_fields: false,
             read_only,
+            cache_ttl: None,
         },
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tracing::{debug, warn};
 
 use super::budget::{RateBudget, RateLimits, RequestKind, shared_budget};
+use super::cache::{AnswerCache, CacheLimits, shared_cache};
 use super::document::{ErrorDocument, ListDocument, SingleDocument};
 use super::error::ApiError;
 use super::request::{ListRequest, encode_component};
@@ -71,6 +72,9 @@ pub struct ApiConfig {
     pub timeout: Duration,
     /// Pages of one scan fetched at the same time.
     pub page_concurrency: usize,
+    /// Size of the answer cache shared by the clients of this credential
+    /// (used by reads that give a time to live).
+    pub cache_limits: CacheLimits,
 }
 
 impl ApiConfig {
@@ -83,20 +87,27 @@ impl ApiConfig {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             page_concurrency: 8,
+            cache_limits: CacheLimits::default(),
         }
     }
 }
 
 /// Counters of one statement (or one scan): requests made, retries, time
-/// spent waiting for the rate budget, and an optional cap on requests.
+/// spent waiting for the rate budget, answers taken from the cache, and an
+/// optional cap on requests.
 #[derive(Debug, Default)]
 pub struct RequestStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     pub budget_wait_ms: AtomicU64,
+    /// Reads answered from the cache, without a request.
+    pub cache_hits: AtomicU64,
     /// Refuse to send more than this many requests.
     pub cap: Option<u64>,
+    /// Reads may take a cached answer this old, and keep what they fetch
+    /// for later readers (`None`: always ask the API).
+    pub cache_ttl: Option<Duration>,
 }
 
 impl RequestStats {
@@ -107,8 +118,20 @@ impl RequestStats {
         }
     }
 
+    /// The same counters, reading through the answer cache with `ttl`.
+    pub fn with_cache_ttl(self, ttl: Option<Duration>) -> RequestStats {
+        RequestStats {
+            cache_ttl: ttl.filter(|t| !t.is_zero()),
+            ..self
+        }
+    }
+
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(Ordering::Relaxed)
     }
 
     fn count_request(&self) -> Result<(), ApiError> {
@@ -137,6 +160,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     config: Arc<ApiConfig>,
     budget: Arc<RateBudget>,
+    cache: Arc<AnswerCache>,
     totals: Arc<ClientTotals>,
 }
 
@@ -160,6 +184,12 @@ impl ApiClient {
     /// Fails when the token or organization id cannot be sent as a header.
     pub fn new(config: ApiConfig) -> Result<ApiClient, ApiError> {
         let budget = shared_budget(&config.base_url, config.token.expose(), &config.limits);
+        let cache = shared_cache(
+            &config.base_url,
+            &config.organization_id,
+            config.token.expose(),
+            config.cache_limits,
+        );
         let mut headers = HeaderMap::new();
         let bad_header = |what: &str| ApiError::Transport {
             method: String::new(),
@@ -191,6 +221,7 @@ impl ApiClient {
             http,
             config: Arc::new(config),
             budget,
+            cache,
             totals: Arc::default(),
         })
     }
@@ -203,6 +234,11 @@ impl ApiClient {
     /// client and its clones.
     pub fn totals(&self) -> &ClientTotals {
         &self.totals
+    }
+
+    /// The answer cache of this client's credential.
+    pub fn cache(&self) -> &AnswerCache {
+        &self.cache
     }
 
     /// One page of a list request.
@@ -246,7 +282,9 @@ impl ApiClient {
     }
 
     /// `POST`, `PATCH` or `DELETE` with an optional JSON body. Returns the
-    /// answer's document, if it had one.
+    /// answer's document, if it had one. Cached answers of the endpoint
+    /// written to are forgotten, whatever the outcome: a failed or unknown
+    /// write may still have changed something.
     pub async fn write(
         &self,
         method: Method,
@@ -254,9 +292,9 @@ impl ApiClient {
         body: Option<&Value>,
         stats: &RequestStats,
     ) -> Result<Option<SingleDocument>, ApiError> {
-        let answer = self
-            .exchange(method.clone(), path, body, false, stats)
-            .await?;
+        let answer = self.exchange(method.clone(), path, body, false, stats).await;
+        self.cache.invalidate(path);
+        let answer = answer?;
         if answer.body.is_empty() || answer.status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -273,19 +311,34 @@ impl ApiClient {
     }
 
     /// A GET whose answer is decoded as `T`; unreadable answers are retried
-    /// like transport failures.
+    /// like transport failures. With a cache time to live in `stats`, a
+    /// fresh enough cached answer is used instead of a request, and a
+    /// fetched answer is kept.
     async fn read_json<T: DeserializeOwned>(
         &self,
         path: &str,
         stats: &RequestStats,
     ) -> Result<T, ApiError> {
+        if let Some(ttl) = stats.cache_ttl
+            && let Some(body) = self.cache.get(path, ttl)
+            && let Ok(doc) = serde_json::from_slice::<T>(&body)
+        {
+            stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            debug!(path = %strip_query(path), "API answer from the cache");
+            return Ok(doc);
+        }
         let retry = &self.config.retry;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let answer = self.exchange(Method::GET, path, None, true, stats).await?;
             match serde_json::from_slice::<T>(&answer.body) {
-                Ok(doc) => return Ok(doc),
+                Ok(doc) => {
+                    if stats.cache_ttl.is_some() {
+                        self.cache.put(path, answer.body);
+                    }
+                    return Ok(doc);
+                }
                 Err(e) if attempt < retry.max_attempts => {
                     warn!(path = %strip_query(path), error = %e, "unreadable answer, retrying");
                     stats.retries.fetch_add(1, Ordering::Relaxed);

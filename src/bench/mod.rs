@@ -6,12 +6,16 @@
 //! server, and measures with a PostgreSQL client: a full scan against its
 //! lower bound and against a plain sequential API client, selective
 //! queries, concurrent dashboard sessions, local work against PostgreSQL,
-//! and streaming rows over the wire against PostgreSQL. It prints figures;
-//! it asserts nothing.
+//! and streaming rows over the wire against PostgreSQL, a dashboard
+//! repeated with the answer cache on, and memory: the gateway's peak RSS
+//! during a very large scan and the simulator store's bytes per record.
+//! It prints figures; it asserts nothing.
 
 mod local;
 mod report;
+mod rss;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +51,11 @@ pub struct BenchSettings {
     pub skip_sequential: bool,
     /// Productive's rate limits on the simulator (off only for smoke runs).
     pub rate_limits: bool,
+    /// Tasks of the scan whose peak gateway RSS is measured (0: skip).
+    pub rss_rows: u64,
+    /// The `productive-pg` executable that runs the separate gateway and
+    /// simulator of the RSS figure (`None`: skip it).
+    pub executable: Option<PathBuf>,
 }
 
 impl Default for BenchSettings {
@@ -60,6 +69,8 @@ impl Default for BenchSettings {
             stream_rows: 100_000,
             skip_sequential: false,
             rate_limits: true,
+            rss_rows: 1_000_000,
+            executable: None,
         }
     }
 }
@@ -189,10 +200,19 @@ pub fn scan_lower_bound(pages: u64, latency: Duration, concurrency: u64) -> Dura
 pub async fn run(settings: &BenchSettings) -> Result<Report> {
     let mut report = Report::default();
     let built = Instant::now();
+    let rss_before = rss::own_rss_bytes();
     let store = demo_store(&DemoOptions {
         scale: settings.scale.max(1),
         ..DemoOptions::default()
     });
+    let records: usize = store.kinds().map(|k| store.count(k)).sum();
+    if let (Some(before), Some(after)) = (rss_before, rss::own_rss_bytes()) {
+        report.push(Figure::plain(
+            &format!("simulator store: memory per record ({records} records)"),
+            after.saturating_sub(before) as f64 / records.max(1) as f64,
+            "bytes",
+        ));
+    }
     let tasks = store.count("tasks") as u64;
     report.note(format!(
         "demo organization at scale {}: {tasks} tasks, {} time entries (built in {:.1} s); \
@@ -305,8 +325,9 @@ pub async fn run(settings: &BenchSettings) -> Result<Report> {
         ));
     }
 
-    // 3. Dashboard sessions.
+    // 3. Dashboard sessions, then one dashboard repeated with the cache.
     dashboards(&stack, settings, &project, &mut report).await?;
+    cached_dashboard(&stack, &project, &mut report).await?;
 
     // 4 and 5. Against PostgreSQL.
     match &settings.postgres_url {
@@ -319,7 +340,11 @@ pub async fn run(settings: &BenchSettings) -> Result<Report> {
                 .into(),
         ),
     }
-    report.note("peak RSS of a 1,000,000-row scan: not measured by this version".into());
+    // 6. Memory of a very large scan, on separate processes.
+    match &settings.executable {
+        Some(exe) if settings.rss_rows > 0 => rss::big_scan(exe, settings.rss_rows, &mut report).await?,
+        _ => report.note("peak RSS of a large scan: skipped (no executable or no rows)".into()),
+    }
     Ok(report)
 }
 
@@ -376,14 +401,9 @@ async fn sequential_client(
     Ok(elapsed)
 }
 
-/// Concurrent sessions running a dashboard-like mix.
-async fn dashboards(
-    stack: &Stack,
-    settings: &BenchSettings,
-    project: &str,
-    report: &mut Report,
-) -> Result<()> {
-    let mix = [
+/// The statements of a dashboard: counts and short lists.
+fn dashboard_mix(project: &str) -> [String; 5] {
+    [
         format!("SELECT count(*) FROM tasks WHERE project_id = {project}"),
         "SELECT name, budget_total FROM budgets ORDER BY created_at DESC LIMIT 10".to_string(),
         format!(
@@ -391,7 +411,53 @@ async fn dashboards(
         ),
         "SELECT id, name FROM projects WHERE archived_at IS NULL".to_string(),
         "SELECT id, title, due_date FROM tasks ORDER BY created_at DESC LIMIT 20".to_string(),
-    ];
+    ]
+}
+
+/// One session refreshing the dashboard within `productive.cache_ttl`:
+/// the refresh should make no API request.
+async fn cached_dashboard(stack: &Stack, project: &str, report: &mut Report) -> Result<()> {
+    let client = connect(stack.addr).await?;
+    client
+        .simple_query("SET productive.cache_ttl = '60s'")
+        .await
+        .context("SET productive.cache_ttl")?;
+    let mix = dashboard_mix(project);
+    let started = Instant::now();
+    for sql in &mix {
+        timed(&client, sql).await?;
+    }
+    let first = started.elapsed();
+    take_requests(&stack.sim);
+    let started = Instant::now();
+    for sql in &mix {
+        timed(&client, sql).await?;
+    }
+    let again = started.elapsed();
+    let (requests, _) = take_requests(&stack.sim);
+    report.push(Figure::count(
+        "dashboard refreshed within cache_ttl: requests",
+        requests as f64,
+        0.0,
+        "= 0",
+    ));
+    report.push(Figure::speedup(
+        "dashboard refreshed within cache_ttl vs first load",
+        first,
+        again,
+        10.0,
+    ));
+    Ok(())
+}
+
+/// Concurrent sessions running a dashboard-like mix.
+async fn dashboards(
+    stack: &Stack,
+    settings: &BenchSettings,
+    project: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let mix = dashboard_mix(project);
     take_requests(&stack.sim);
     let started = Instant::now();
     let mut handles = Vec::new();

@@ -45,12 +45,15 @@ pub struct SessionDefaults {
     pub use_custom_fields: bool,
     /// Refuse every write and procedure call.
     pub read_only: bool,
+    /// Default of `productive.cache_ttl` (`None`: no answer cache).
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 /// A new session over the organization `client` reaches.
 pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionContext {
     let mut options = ProductiveOptions::default();
     options.use_custom_fields = crate::table::options::PgBool(defaults.use_custom_fields);
+    options.cache_ttl.default = defaults.cache_ttl.filter(|d| !d.is_zero());
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(DATABASE, "public")

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -64,6 +65,8 @@ pub struct ProductiveScanExec {
     limit: Option<usize>,
     max_requests: Option<u64>,
     concurrency: usize,
+    /// Take cached API answers up to this old (`None`: always ask).
+    cache_ttl: Option<Duration>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -101,9 +104,16 @@ impl ProductiveScanExec {
             limit,
             max_requests,
             concurrency: concurrency.max(1),
+            cache_ttl: None,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The same scan reading through the answer cache with `ttl`.
+    pub fn with_cache_ttl(mut self, ttl: Option<Duration>) -> ProductiveScanExec {
+        self.cache_ttl = ttl;
+        self
     }
 
     pub fn request(&self) -> &ScanRequest {
@@ -165,6 +175,9 @@ impl DisplayAs for ProductiveScanExec {
         if !self.rechecked.is_empty() {
             write!(f, ", rechecked_locally=[{}]", self.rechecked.join(", "))?;
         }
+        if let Some(ttl) = self.cache_ttl {
+            write!(f, ", cache_ttl={}", humantime::format_duration(ttl))?;
+        }
         let names: Vec<&str> = self
             .schema
             .fields()
@@ -183,6 +196,7 @@ struct ScanContext {
     schema: SchemaRef,
     stats: RequestStats,
     requests: Count,
+    cache_hits: Count,
     pages: Count,
     rows: Count,
 }
@@ -205,8 +219,16 @@ impl ScanContext {
         }
     }
 
-    fn count_request(&self, before: u64) {
-        self.requests.add((self.stats.requests() - before) as usize);
+    /// Adds the requests and cache hits since `before` (from
+    /// [`Self::counters`]) to the metrics.
+    fn count_request(&self, before: (u64, u64)) {
+        let (requests, hits) = self.counters();
+        self.requests.add((requests - before.0) as usize);
+        self.cache_hits.add((hits - before.1) as usize);
+    }
+
+    fn counters(&self) -> (u64, u64) {
+        (self.stats.requests(), self.stats.cache_hits())
     }
 }
 
@@ -328,8 +350,9 @@ impl ExecutionPlan for ProductiveScanExec {
                 .map(|&i| self.def.columns[i].clone())
                 .collect(),
             schema: self.schema.clone(),
-            stats: RequestStats::with_cap(self.max_requests),
+            stats: RequestStats::with_cap(self.max_requests).with_cache_ttl(self.cache_ttl),
             requests: MetricBuilder::new(&self.metrics).counter("api_requests", partition),
+            cache_hits: MetricBuilder::new(&self.metrics).counter("api_cache_hits", partition),
             pages: MetricBuilder::new(&self.metrics).counter("api_pages", partition),
             rows: MetricBuilder::new(&self.metrics).output_rows(partition),
         });
@@ -357,7 +380,7 @@ fn fetch_page(ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, page: u32) -> Page
     let ctx = ctx.clone();
     let req = req.clone();
     Box::pin(async move {
-        let before = ctx.stats.requests();
+        let before = ctx.counters();
         let doc = ctx.client.list_page(&req, page, &ctx.stats).await;
         ctx.count_request(before);
         doc.map(|d| (page, d))
@@ -508,7 +531,7 @@ fn lookup_stream(
             let include = include.clone();
             let endpoint = endpoint.clone();
             async move {
-                let before = ctx.stats.requests();
+                let before = ctx.counters();
                 let doc = ctx
                     .client
                     .get_one(&endpoint, &id, &include, &ctx.stats)

@@ -1,6 +1,8 @@
 //! Session settings of the `productive` namespace (`SET productive.x = …`).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
 use datafusion::common::extensions_options;
@@ -64,6 +66,113 @@ impl ConfigField for PgBool {
     }
 }
 
+/// How old a cached API answer a scan accepts: a default for every table
+/// and overrides per table.
+///
+/// `SET productive.cache_ttl = '60s'` sets the default,
+/// `SET productive.cache_ttl.tasks = '5m'` the time for `tasks` alone
+/// (`'default'` removes that override). Durations are written as
+/// `500ms`, `60s`, `5m`, `1h` (combinations like `1m 30s` too); `0` or
+/// `off` turns the cache off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheTtl {
+    pub default: Option<Duration>,
+    pub tables: BTreeMap<String, Option<Duration>>,
+}
+
+impl CacheTtl {
+    /// The time to live for scans of `table` (`None`: no cache).
+    pub fn for_table(&self, table: &str) -> Option<Duration> {
+        self.tables.get(table).copied().unwrap_or(self.default)
+    }
+
+    /// Parses a duration setting; `Ok(None)` is "off".
+    pub fn parse(value: &str) -> std::result::Result<Option<Duration>, String> {
+        let v = value.trim().to_ascii_lowercase();
+        if v.is_empty() || v == "0" || PgBool::parse(&v) == Some(false) {
+            return Ok(None);
+        }
+        humantime::parse_duration(&v)
+            .map(|d| Some(d).filter(|d| !d.is_zero()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn show(ttl: Option<Duration>) -> String {
+        match ttl {
+            None => "off".into(),
+            Some(d) => humantime::format_duration(d).to_string(),
+        }
+    }
+}
+
+impl fmt::Display for CacheTtl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&CacheTtl::show(self.default))
+    }
+}
+
+impl ConfigField for CacheTtl {
+    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
+        v.some(key, self, description);
+        for (table, ttl) in &self.tables {
+            v.some(&format!("{key}.{table}"), CacheTtl::show(*ttl), description);
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let table = key.to_ascii_lowercase();
+        if !table.is_empty() && value.trim().eq_ignore_ascii_case("default") {
+            self.tables.remove(&table);
+            return Ok(());
+        }
+        let ttl = CacheTtl::parse(value).map_err(|reason| {
+            let name = match key {
+                "" => "cache_ttl".to_string(),
+                table => format!("cache_ttl.{table}"),
+            };
+            DataFusionError::External(Box::new(
+                crate::error::SqlError::new(
+                    crate::error::codes::INVALID_PARAMETER_VALUE,
+                    format!(
+                        "invalid value for parameter \"productive.{name}\": {value:?} ({reason})"
+                    ),
+                )
+                .with_hint("write a duration such as '60s', '5m' or '1h', or 'off'"),
+            ))
+        })?;
+        if table.is_empty() {
+            self.default = ttl;
+        } else if crate::catalog::Catalog::get()
+            .tables()
+            .iter()
+            .any(|t| t.name == table)
+        {
+            self.tables.insert(table, ttl);
+        } else {
+            return Err(DataFusionError::External(Box::new(
+                crate::error::SqlError::new(
+                    crate::error::codes::UNDEFINED_OBJECT,
+                    format!(
+                        "unrecognized configuration parameter \"productive.cache_ttl.{key}\": \
+                         table not found"
+                    ),
+                )
+                .with_hint("name a table after cache_ttl, e.g. productive.cache_ttl.tasks"),
+            )));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            *self = CacheTtl::default();
+        } else {
+            self.tables.remove(&key.to_ascii_lowercase());
+        }
+        Ok(())
+    }
+}
+
 extensions_options! {
     /// Settings a session can change with `SET productive.<name> = <value>`.
     pub struct ProductiveOptions {
@@ -77,6 +186,9 @@ extensions_options! {
         /// An UPDATE or DELETE without WHERE that would change more rows
         /// than this is refused before any write (0: no limit).
         pub unfiltered_write_limit: u64, default = 50
+        /// Reuse API answers up to this old for reads (off by default);
+        /// `cache_ttl.<table>` sets one table's time.
+        pub cache_ttl: CacheTtl, default = CacheTtl::default()
     }
 }
 
@@ -99,6 +211,45 @@ mod tests {
         for v in ["o", "maybe", "", "2"] {
             assert_eq!(PgBool::parse(v), None, "{v}");
         }
+    }
+
+    #[test]
+    fn cache_ttl_has_a_default_and_per_table_times() {
+        let mut o = ProductiveOptions::default();
+        assert_eq!(o.cache_ttl.for_table("tasks"), None);
+        o.set("cache_ttl", "60s").unwrap();
+        o.set("cache_ttl.tasks", "5m").unwrap();
+        o.set("cache_ttl.people", "off").unwrap();
+        assert_eq!(o.cache_ttl.for_table("projects"), Some(Duration::from_secs(60)));
+        assert_eq!(o.cache_ttl.for_table("tasks"), Some(Duration::from_secs(300)));
+        assert_eq!(o.cache_ttl.for_table("people"), None);
+        o.set("cache_ttl.tasks", "default").unwrap();
+        assert_eq!(o.cache_ttl.for_table("tasks"), Some(Duration::from_secs(60)));
+        o.set("cache_ttl", "0").unwrap();
+        assert_eq!(o.cache_ttl.for_table("projects"), None);
+        o.set("cache_ttl", "1m 30s").unwrap();
+        assert_eq!(o.cache_ttl.default, Some(Duration::from_secs(90)));
+
+        let err = o.set("cache_ttl", "soon").unwrap_err().to_string();
+        assert!(err.contains("productive.cache_ttl"), "{err}");
+        let err = o.set("cache_ttl.nope", "5s").unwrap_err().to_string();
+        assert!(err.contains("productive.cache_ttl.nope"), "{err}");
+    }
+
+    #[test]
+    fn cache_ttl_shows_every_override() {
+        use datafusion::common::config::ExtensionOptions;
+        let mut o = ProductiveOptions::default();
+        ExtensionOptions::set(&mut o, "cache_ttl.tasks", "5m").unwrap();
+        let entries = ExtensionOptions::entries(&o);
+        let show = |key: &str| {
+            entries
+                .iter()
+                .find(|e| e.key == key)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(show("cache_ttl").as_deref(), Some("off"));
+        assert_eq!(show("cache_ttl.tasks").as_deref(), Some("5m"));
     }
 
     #[test]

@@ -48,13 +48,27 @@ impl ProductiveTable {
     }
 
     /// The scan plan for a projection, pushed filters and limit. Pure: it
-    /// makes no request, so `EXPLAIN` can show it.
+    /// makes no request, so `EXPLAIN` can show it. It always asks the API,
+    /// never the answer cache: the write path finds the rows to change
+    /// with it.
     pub fn plan_scan(
         &self,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
         options: &ProductiveOptions,
+    ) -> Arc<dyn ExecutionPlan> {
+        self.plan_scan_cached(projection, filters, limit, options, None)
+    }
+
+    /// [`Self::plan_scan`] taking cached API answers up to `cache_ttl` old.
+    fn plan_scan_cached(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        options: &ProductiveOptions,
+        cache_ttl: Option<std::time::Duration>,
     ) -> Arc<dyn ExecutionPlan> {
         let projection: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -122,7 +136,8 @@ impl ProductiveTable {
             limit,
             max_requests,
             concurrency,
-        ))
+        )
+        .with_cache_ttl(cache_ttl))
     }
 }
 
@@ -189,7 +204,8 @@ impl datafusion::catalog::TableProvider for ProductiveTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let options = session_options(state);
-        Ok(self.plan_scan(projection, filters, limit, &options))
+        let ttl = options.cache_ttl.for_table(self.def.table.name);
+        Ok(self.plan_scan_cached(projection, filters, limit, &options, ttl))
     }
 
     async fn insert_into(

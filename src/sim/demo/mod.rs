@@ -84,11 +84,18 @@ pub struct DemoOptions {
     pub scale: u32,
     /// Seed of the random stream; the same seed gives the same store.
     pub seed: u64,
+    /// Tasks to generate instead of the scale's 5,000 per unit (`None`:
+    /// the scale decides), for organizations with a very large task list.
+    pub tasks: Option<usize>,
 }
 
 impl Default for DemoOptions {
     fn default() -> DemoOptions {
-        DemoOptions { scale: 1, seed: 42 }
+        DemoOptions {
+            scale: 1,
+            seed: 42,
+            tasks: None,
+        }
     }
 }
 
@@ -486,10 +493,14 @@ struct Generator {
 
 impl Generator {
     fn new(options: &DemoOptions) -> Generator {
+        let mut volumes = Volumes::at(options.scale);
+        if let Some(tasks) = options.tasks {
+            volumes.tasks = tasks;
+        }
         Generator {
             rng: ChaCha8Rng::seed_from_u64(options.seed),
             store: Store::new(DEMO_ORGANIZATION_ID),
-            volumes: Volumes::at(options.scale),
+            volumes,
             subsidiaries: Vec::new(),
             events: Vec::new(),
             service_types: Vec::new(),
