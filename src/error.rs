@@ -72,6 +72,7 @@ pub mod codes {
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const UNABLE_TO_CONNECT: &str = "08001";
     pub const FDW_ERROR: &str = "HV000";
