@@ -39,8 +39,13 @@ pub struct ServeSettings {
     pub cache_ttl: Option<Duration>,
     pub tls: Option<TlsConfig>,
     pub max_connections: usize,
+    /// On shutdown, how long running statements may take to finish.
+    pub shutdown_grace: Duration,
     /// Serve the built-in demo organization.
     pub demo: Option<DemoOptions>,
+    /// Latency the demo's simulator adds to every API request, to try out
+    /// slow statements, timeouts and cancels.
+    pub demo_latency: Duration,
 }
 
 impl ServeSettings {
@@ -131,6 +136,7 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
             let token = format!("demo-{:016x}", rand::random::<u64>());
             let options = SimOptions {
                 token: token.clone(),
+                latency: crate::sim::Latency::new(settings.demo_latency.as_millis() as u64, 0),
                 ..SimOptions::default()
             };
             let sim_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -172,6 +178,7 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
         auth,
         tls: settings.tls.clone(),
         max_connections: settings.max_connections,
+        shutdown_grace: settings.shutdown_grace,
         database: crate::gateway::DATABASE.to_string(),
     };
     let addr = listener.local_addr()?;
@@ -308,6 +315,17 @@ pub async fn export(
             cache_ttl: None,
         },
     );
+    // An export reads whole tables on purpose.
+    if let Some(options) = ctx
+        .state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .extensions
+        .get_mut::<crate::table::ProductiveOptions>()
+    {
+        options.max_scan_rows = 0;
+    }
     let summary = match &output {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -411,6 +429,19 @@ pub struct ReplicateSettings {
 /// # Errors
 /// Anything else, or zero.
 pub fn parse_interval(text: &str) -> Result<Duration> {
+    let interval = parse_duration(text)?;
+    if interval.is_zero() {
+        bail!("the schedule interval must be longer than zero");
+    }
+    Ok(interval)
+}
+
+/// Parses a duration: `500ms`, `90s`, `5m`, `2h`, `1d`, or seconds; zero
+/// is allowed.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
     let (digits, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
@@ -420,15 +451,13 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
         .parse()
         .with_context(|| format!("{text:?} is not an interval such as 30s, 5m or 1h"))?;
     let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
         "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
         _ => bail!("{text:?} is not an interval such as 30s, 5m or 1h"),
     };
-    if secs == 0 {
-        bail!("the schedule interval must be longer than zero");
-    }
     Ok(Duration::from_secs(secs))
 }
 
@@ -516,6 +545,8 @@ mod tests {
             use_custom_fields: false,
             tls: None,
             max_connections: 10,
+            shutdown_grace: Duration::from_secs(30),
+            demo_latency: Duration::ZERO,
             demo: None,
             read_only: false,
             cache_ttl: None,
@@ -584,5 +615,14 @@ mod tests {
         assert!(parse_interval("0m").is_err());
         assert!(parse_interval("5 minutes").is_err());
         assert!(parse_interval("m").is_err());
+    }
+
+    #[test]
+    fn grace_periods_parse_with_zero_and_milliseconds() {
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("30 seconds").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

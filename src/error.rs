@@ -73,6 +73,7 @@ pub mod codes {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const UNABLE_TO_CONNECT: &str = "08001";
     pub const FDW_ERROR: &str = "HV000";

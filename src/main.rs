@@ -242,6 +242,21 @@ struct BenchArgs {
     /// Tasks of the scan whose peak gateway RSS is measured (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     rss_rows: u64,
+    /// Run the load test instead: many clients at once, each a mix of
+    /// selects, lookups, joins, aggregates, SET/SHOW and some UPDATEs
+    /// (uses --scale, --latency-ms, --clients, --statements).
+    #[arg(long)]
+    load: bool,
+    /// Clients at once (with --load).
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Statements per client (with --load).
+    #[arg(long, default_value_t = 1000)]
+    statements: usize,
+    /// The organization's rate limit in requests per 10 s, for the
+    /// simulator and the server's budget alike (with --load).
+    #[arg(long, default_value_t = 5000)]
+    requests_per_10s: u32,
 }
 
 #[derive(Args)]
@@ -281,15 +296,28 @@ struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "PRODUCTIVE_PG_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Most client connections at once.
+    /// Most client connections at once; more are refused with 53300.
     #[arg(long, env = "PRODUCTIVE_PG_MAX_CONNECTIONS", default_value_t = 100)]
     max_connections: usize,
+    /// On SIGTERM or Ctrl-C, how long running statements may take to
+    /// finish before their connections are closed (`30s`, `2m`, `0s`).
+    #[arg(
+        long,
+        env = "PRODUCTIVE_PG_SHUTDOWN_GRACE",
+        default_value = "30s",
+        value_parser = app::parse_duration
+    )]
+    shutdown_grace: Duration,
     /// Serve the built-in demo organization (login demo / demo).
     #[arg(long)]
     demo: bool,
     /// Size of the demo organization (with --demo).
     #[arg(long, default_value_t = 1)]
     scale: u32,
+    /// Latency added to every API request of the demo (with --demo), to try
+    /// out slow statements.
+    #[arg(long, default_value_t = 0)]
+    demo_latency_ms: u64,
 }
 
 #[derive(Args)]
@@ -330,7 +358,20 @@ fn parse_cache_ttl(value: &str) -> Result<Duration, String> {
     productive_pg::table::options::CacheTtl::parse(value).map(Option::unwrap_or_default)
 }
 
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (what service managers and
+/// container runtimes send to stop a process).
 async fn ctrl_c() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
 }
 
@@ -365,6 +406,8 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
             _ => None,
         },
         max_connections: a.max_connections,
+        shutdown_grace: a.shutdown_grace,
+        demo_latency: Duration::from_millis(a.demo_latency_ms),
         demo: a.demo.then(|| DemoOptions {
             scale: a.scale.max(1),
             ..DemoOptions::default()
@@ -527,6 +570,23 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::SUCCESS
                     }
+                })
+            }
+            Command::Bench(args) if args.load => {
+                let settings = productive_pg::bench::load::LoadSettings {
+                    clients: args.clients,
+                    statements: args.statements,
+                    scale: args.scale,
+                    latency: Duration::from_millis(args.latency_ms),
+                    requests_per_10s: args.requests_per_10s,
+                };
+                let report = productive_pg::bench::load::run(&settings).await?;
+                print!("{}", report.render());
+                // Errors or 429s mean the server did not hold up.
+                Ok(if report.errors == 0 && report.throttled == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
                 })
             }
             Command::Bench(args) => {

@@ -65,6 +65,7 @@ async fn stack_with(options: SimOptions, pass_through: bool, limits: ClientLimit
         auth,
         tls: None,
         max_connections: 32,
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
         database: "productive".into(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

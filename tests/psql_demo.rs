@@ -49,6 +49,8 @@ async fn a_new_user_tries_the_demo_with_psql() {
         use_custom_fields: false,
         tls: None,
         max_connections: 8,
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
+        demo_latency: Duration::ZERO,
         demo: Some(DemoOptions::default()),
         read_only: false,
         cache_ttl: None,

@@ -53,6 +53,7 @@ async fn start(read_only: bool, comments_need_parent: bool) -> Wire {
         },
         tls: None,
         max_connections: 8,
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
         database: "productive".into(),
     };
     let (tx, rx) = oneshot::channel::<()>();

@@ -92,9 +92,10 @@ impl ApiConfig {
     }
 }
 
-/// Counters of one statement (or one scan): requests made, retries, time
-/// spent waiting for the rate budget, answers taken from the cache, and an
-/// optional cap on requests.
+/// Counters of one scan or write: requests made, retries, time spent
+/// waiting for the rate budget, answers taken from the cache. Requests
+/// also count against the statement they belong to, which enforces the
+/// statement's cap.
 #[derive(Debug, Default)]
 pub struct RequestStats {
     pub requests: AtomicU64,
@@ -103,16 +104,21 @@ pub struct RequestStats {
     pub budget_wait_ms: AtomicU64,
     /// Reads answered from the cache, without a request.
     pub cache_hits: AtomicU64,
-    /// Refuse to send more than this many requests.
-    pub cap: Option<u64>,
     /// Reads may take a cached answer this old, and keep what they fetch
     /// for later readers (`None`: always ask the API).
     pub cache_ttl: Option<Duration>,
+    /// The statement these requests belong to.
+    statement: Arc<StatementRequests>,
+    /// Refuse a request once the statement has sent this many (0: no cap).
+    cap: u64,
 }
 
 impl RequestStats {
-    pub fn with_cap(cap: Option<u64>) -> RequestStats {
+    /// Counters whose requests count against `statement`, refused once it
+    /// has sent `cap` requests (0: no cap).
+    pub fn for_statement(statement: Arc<StatementRequests>, cap: u64) -> RequestStats {
         RequestStats {
+            statement,
             cap,
             ..Default::default()
         }
@@ -126,6 +132,11 @@ impl RequestStats {
         }
     }
 
+    /// Counters that are a statement of their own, capped at `cap` requests.
+    pub fn with_cap(cap: Option<u64>) -> RequestStats {
+        RequestStats::for_statement(Arc::default(), cap.unwrap_or(0))
+    }
+
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -135,14 +146,49 @@ impl RequestStats {
     }
 
     fn count_request(&self) -> Result<(), ApiError> {
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        match self.cap {
-            Some(limit) if n >= limit => {
-                self.requests.fetch_sub(1, Ordering::Relaxed);
-                Err(ApiError::RequestCapReached { limit })
-            }
-            _ => Ok(()),
+        self.statement.take(self.cap)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// API requests one SQL statement has sent, shared by all its scans,
+/// lookups and writes (joins and subqueries included), so that
+/// `productive.max_requests` caps the statement rather than each scan.
+///
+/// A session keeps one, kept as a `SessionConfig` extension, and the server
+/// starts it afresh for every statement ([`StatementRequests::begin`]).
+#[derive(Debug, Default)]
+pub struct StatementRequests {
+    sent: AtomicU64,
+}
+
+impl StatementRequests {
+    /// Starts counting for a new statement.
+    pub fn begin(&self) {
+        self.sent.store(0, Ordering::Relaxed);
+    }
+
+    /// Requests the current statement has sent.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more request, or refuses it when `cap` requests (0: no
+    /// cap) were already sent.
+    ///
+    /// # Errors
+    /// [`ApiError::RequestCapReached`] when the cap is reached.
+    pub fn take(&self, cap: u64) -> Result<(), ApiError> {
+        let before = self.sent.fetch_add(1, Ordering::Relaxed);
+        if cap > 0 && before >= cap {
+            self.sent.fetch_sub(1, Ordering::Relaxed);
+            return Err(ApiError::RequestCapReached {
+                limit: cap,
+                sent: before,
+            });
         }
+        Ok(())
     }
 }
 
@@ -538,9 +584,29 @@ mod tests {
         assert!(stats.count_request().is_ok());
         assert!(matches!(
             stats.count_request(),
-            Err(ApiError::RequestCapReached { limit: 2 })
+            Err(ApiError::RequestCapReached { limit: 2, sent: 2 })
         ));
         assert_eq!(stats.requests(), 2);
+    }
+
+    #[test]
+    fn the_cap_counts_every_request_of_the_statement() {
+        let statement = Arc::new(StatementRequests::default());
+        let scan = RequestStats::for_statement(statement.clone(), 3);
+        let other_scan = RequestStats::for_statement(statement.clone(), 3);
+        assert!(scan.count_request().is_ok());
+        assert!(other_scan.count_request().is_ok());
+        assert!(scan.count_request().is_ok());
+        assert!(matches!(
+            other_scan.count_request(),
+            Err(ApiError::RequestCapReached { limit: 3, sent: 3 })
+        ));
+        assert_eq!((scan.requests(), other_scan.requests()), (2, 1));
+
+        // The next statement starts from zero.
+        statement.begin();
+        assert!(other_scan.count_request().is_ok());
+        assert_eq!(statement.sent(), 1);
     }
 
     #[test]

@@ -64,8 +64,11 @@ pub enum ApiError {
     },
 
     /// The statement used up the API requests it was allowed.
-    #[error("statement reached productive.max_requests ({limit} API requests)")]
-    RequestCapReached { limit: u64 },
+    #[error(
+        "statement reached productive.max_requests ({limit} API requests): it sent {sent} \
+         and needs more"
+    )]
+    RequestCapReached { limit: u64, sent: u64 },
 }
 
 fn summary(errors: &[ErrorObject]) -> String {

@@ -10,6 +10,6 @@ pub mod document;
 pub mod error;
 pub mod request;
 
-pub use client::{ApiClient, ApiConfig, RequestStats, RetryPolicy};
+pub use client::{ApiClient, ApiConfig, RequestStats, RetryPolicy, StatementRequests};
 pub use error::ApiError;
 pub use request::{FilterCond, FilterExpr, FilterOp, ListRequest};

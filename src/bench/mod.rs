@@ -11,6 +11,7 @@
 //! during a very large scan and the simulator store's bytes per record.
 //! It prints figures; it asserts nothing.
 
+pub mod load;
 mod local;
 mod report;
 mod rss;
@@ -99,9 +100,16 @@ fn sim_options(latency: Duration, rate_limits: bool) -> SimOptions {
     }
 }
 
-async fn start_stack(store: crate::sim::store::Store, options: SimOptions) -> Result<Stack> {
+/// A simulator with `options` over `store`, and the server over it, whose
+/// requests keep to `budget`.
+async fn start_stack(
+    store: crate::sim::store::Store,
+    options: SimOptions,
+    budget: crate::api::budget::RateLimits,
+) -> Result<Stack> {
     let sim = crate::sim::start(TcpListener::bind("127.0.0.1:0").await?, store, options).await?;
-    let api = ApiConfig::new(sim.base_url(), "", Secret::default());
+    let mut api = ApiConfig::new(sim.base_url(), "", Secret::default());
+    api.limits = budget;
     let backend = GatewayBackend::new(
         api,
         Some((sim.organization_id().to_string(), Secret::new(TOKEN))),
@@ -114,6 +122,7 @@ async fn start_stack(store: crate::sim::store::Store, options: SimOptions) -> Re
         },
         tls: None,
         max_connections: 64,
+        shutdown_grace: crate::server::DEFAULT_SHUTDOWN_GRACE,
         database: crate::gateway::DATABASE.into(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -149,6 +158,11 @@ async fn connect(addr: std::net::SocketAddr) -> Result<Client> {
     tokio::spawn(async move {
         let _ = connection.await;
     });
+    // The benchmark scans whole tables on purpose, at any scale.
+    client
+        .simple_query("SET productive.max_scan_rows = 0")
+        .await
+        .context("SET productive.max_scan_rows")?;
     Ok(client)
 }
 
@@ -224,7 +238,12 @@ pub async fn run(settings: &BenchSettings) -> Result<Report> {
     ));
     let sequential_store = (!settings.skip_sequential).then(|| store.clone());
     let local_store = store.clone();
-    let stack = start_stack(store, sim_options(settings.latency, settings.rate_limits)).await?;
+    let stack = start_stack(
+        store,
+        sim_options(settings.latency, settings.rate_limits),
+        crate::api::budget::RateLimits::default(),
+    )
+    .await?;
     let client = connect(stack.addr).await?;
 
     // 1. Full scan.

@@ -17,7 +17,7 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
-use crate::api::ApiClient;
+use crate::api::{ApiClient, StatementRequests};
 use crate::error::{SqlError, codes};
 use crate::table::ProductiveOptions;
 use crate::write::{WriteContext, procedures};
@@ -60,7 +60,8 @@ pub fn new_session(client: ApiClient, defaults: &SessionDefaults) -> SessionCont
         .with_option_extension(options)
         .with_extension(Arc::new(
             WriteContext::new(defaults.read_only).with_client(client.clone()),
-        ));
+        ))
+        .with_extension(Arc::new(StatementRequests::default()));
     let ctx = SessionContext::new_with_config(config);
     procedures::register_functions(&ctx, &client, defaults.read_only);
     let schema = Arc::new(ProductiveSchema::new(client, ctx.state_weak_ref()));

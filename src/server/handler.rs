@@ -756,6 +756,7 @@ impl SimpleQueryHandler for QueryHandler {
         }
         let mut responses = Vec::with_capacity(statements.len());
         for stmt in statements {
+            crate::table::begin_statement(&session.ctx);
             let control = session.control.clone();
             match control.run(self.run_simple(&session, client, stmt)).await {
                 Ok(response) => responses.push(response),
@@ -1176,6 +1177,7 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client)?;
+        crate::table::begin_statement(&session.ctx);
         let control = session.control.clone();
         Ok(control
             .run(self.run_portal(&session, client, portal))

@@ -56,6 +56,10 @@ pub use routines::{Routine, RoutineKind, install_routines};
 use handler::PreparedStatement;
 use session::StatementControl;
 
+/// How long running statements may go on after a shutdown is asked for,
+/// unless configured otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// How long a client may take to log in before it is dropped.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -153,6 +157,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The database name clients must ask for (`productive`).
     pub database: String,
+    /// On shutdown, how long running statements may take to finish before
+    /// their connections are closed with 57P01.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerConfig {
@@ -223,9 +230,24 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Serves until `shutdown` resolves; then stops accepting and waits for the
-/// open connections to finish (idle ones are told the server is shutting
-/// down and closed).
+/// Where the server is in its life; connections watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Serving,
+    /// Shutting down: idle connections close, running statements finish.
+    Draining,
+    /// The grace period is over: running statements are stopped too.
+    Closing,
+}
+
+/// How long connections get to go once told to close; only a client that
+/// does not read its socket takes longer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves; then stops accepting (new connections
+/// are refused), closes idle connections with 57P01 admin_shutdown, lets
+/// running statements finish for up to `shutdown_grace` and then closes
+/// their connections with 57P01 as well.
 ///
 /// # Errors
 /// Fails before serving if the configuration is invalid (see
@@ -251,7 +273,7 @@ pub async fn run(
         tls,
     });
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(Phase::Serving);
     let mut connections = JoinSet::new();
     info!(%local_addr, tls = shared.tls.is_some(), "accepting connections");
 
@@ -295,11 +317,36 @@ pub async fn run(
         );
     }
 
-    info!(open = connections.len(), "shutting down");
-    let _ = stop_tx.send(true);
-    while connections.join_next().await.is_some() {}
+    // Closing the listener makes new connections fail at once rather than
+    // wait in the backlog.
+    drop(listener);
+    info!(
+        open = connections.len(),
+        grace_s = config.shutdown_grace.as_secs_f64(),
+        "shutting down"
+    );
+    let _ = stop_tx.send(Phase::Draining);
+    let drained = tokio::time::timeout(config.shutdown_grace, join_all(&mut connections)).await;
+    if drained.is_err() {
+        warn!(
+            open = connections.len(),
+            "grace period over: stopping running statements"
+        );
+        let _ = stop_tx.send(Phase::Closing);
+        if tokio::time::timeout(CLOSE_TIMEOUT, join_all(&mut connections))
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+            join_all(&mut connections).await;
+        }
+    }
     info!("server stopped");
     Ok(())
+}
+
+async fn join_all(connections: &mut JoinSet<()>) {
+    while connections.join_next().await.is_some() {}
 }
 
 /// The framed connection every handler works on.
@@ -309,8 +356,9 @@ type Framed = tokio_util::codec::Framed<MaybeTls, PgWireMessageServerCodec<Prepa
 async fn serve_connection(
     socket: TcpStream,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
+    let hangup = HangupWatch::new(&socket);
     let negotiated =
         tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls(socket, shared.tls.clone()))
             .await
@@ -328,14 +376,15 @@ async fn serve_connection(
                 | PgWireConnectionState::AuthenticationInProgress
         );
         let next = tokio::select! {
-            next = socket.next() => next,
-            _ = stopped(&mut stop) => {
+            // A shutdown wins over a message that is already waiting.
+            biased;
+            _ = reached(&mut stop, Phase::Draining) => {
                 if !logging_in {
-                    let reason = "terminating connection due to administrator command";
-                    send_fatal(&mut socket, "57P01", reason).await;
+                    send_fatal(&mut socket, codes::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
                 }
                 return Ok(());
             }
+            next = socket.next() => next,
             _ = tokio::time::sleep_until(startup_deadline), if logging_in => {
                 warn!("login timed out");
                 return Ok(());
@@ -361,7 +410,7 @@ async fn serve_connection(
         // Sync: an error must wait for it like any extended-protocol error.
         let extended = message.is_extended_query()
             || matches!(socket.state(), PgWireConnectionState::CopyInProgress(true));
-        let outcome = process_message(
+        let work = process_message(
             message,
             &mut socket,
             shared.startup.clone(),
@@ -369,8 +418,24 @@ async fn serve_connection(
             shared.queries.clone(),
             Arc::new(copy_in::CopyInHandler),
             shared.cancels.clone(),
-        )
-        .await;
+        );
+        // Dropping `work` drops the statement and its API requests in flight.
+        let outcome = tokio::select! {
+            outcome = work => Ok(outcome),
+            _ = reached(&mut stop, Phase::Closing) => Err(Ended::Shutdown),
+            _ = hangup.hung_up() => Err(Ended::ClientGone),
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(Ended::Shutdown) => {
+                send_fatal(&mut socket, codes::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
+                return Ok(());
+            }
+            Err(Ended::ClientGone) => {
+                info!("client went away during a statement; statement stopped");
+                return Ok(());
+            }
+        };
         if let Err(e) = outcome {
             let info: ErrorInfo = match e {
                 PgWireError::IoError(e) => return Err(e),
@@ -394,10 +459,60 @@ async fn serve_connection(
     }
 }
 
-/// Resolves once the server is shutting down.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+/// The message of the FATAL error a connection closed by shutdown gets.
+const SHUTDOWN_MESSAGE: &str = "terminating connection due to administrator command";
+
+/// Why a statement did not run to its end.
+enum Ended {
+    Shutdown,
+    ClientGone,
+}
+
+/// Resolves once the server has reached `phase`.
+async fn reached(stop: &mut watch::Receiver<Phase>, phase: Phase) {
     // An error means the server task is gone, which is a shutdown too.
-    let _ = stop.wait_for(|s| *s).await;
+    let _ = stop.wait_for(|p| *p >= phase).await;
+}
+
+/// Notices a client that hangs up while its statement runs. The statement
+/// may write nothing for a long time (an aggregate over many pages), so a
+/// failed write would come late; this watches a duplicate of the socket for
+/// end-of-file instead.
+struct HangupWatch(Option<TcpStream>);
+
+impl HangupWatch {
+    fn new(socket: &TcpStream) -> HangupWatch {
+        HangupWatch(duplicate(socket))
+    }
+
+    /// Resolves when the peer has closed or reset the connection. Pending
+    /// bytes (a pipelined message, a TLS alert) hide a later end-of-file;
+    /// then only a failing write reveals the hang-up.
+    async fn hung_up(&self) {
+        let Some(socket) = &self.0 else {
+            return std::future::pending().await;
+        };
+        let mut byte = [0u8; 1];
+        match socket.peek(&mut byte).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// A second handle on the same socket, for [`HangupWatch`]; `None` where
+/// that is not possible, which only costs the early notice.
+#[cfg(unix)]
+fn duplicate(socket: &TcpStream) -> Option<TcpStream> {
+    use std::os::fd::AsFd;
+    // The duplicate shares the original's non-blocking mode.
+    let fd = socket.as_fd().try_clone_to_owned().ok()?;
+    TcpStream::from_std(std::net::TcpStream::from(fd)).ok()
+}
+
+#[cfg(not(unix))]
+fn duplicate(_socket: &TcpStream) -> Option<TcpStream> {
+    None
 }
 
 async fn send_fatal(socket: &mut Framed, code: &str, message: &str) {

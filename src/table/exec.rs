@@ -34,7 +34,7 @@ use serde_json::Value;
 use super::convert::records_to_batch;
 use super::schema::{ColumnDef, TableDef};
 use crate::api::document::{ListDocument, ResourceObject};
-use crate::api::{ApiClient, ApiError, ListRequest, RequestStats};
+use crate::api::{ApiClient, ApiError, ListRequest, RequestStats, StatementRequests};
 use crate::catalog::SqlType;
 use crate::error::{SqlError, codes};
 
@@ -50,6 +50,17 @@ pub enum ScanRequest {
     },
 }
 
+/// The limits of a scan, from the session's `productive.*` settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// `productive.max_requests`: the statement's cap on API requests
+    /// (0: no cap).
+    pub max_requests: u64,
+    /// Refuse the scan after page 1 when the table has more rows than this
+    /// (0: no limit). Only set for scans without API filters or LIMIT.
+    pub max_scan_rows: u64,
+}
+
 /// A scan of one Productive table.
 #[derive(Debug, Clone)]
 pub struct ProductiveScanExec {
@@ -63,7 +74,7 @@ pub struct ProductiveScanExec {
     rechecked: Vec<String>,
     /// Rows to stop after (an exact LIMIT).
     limit: Option<usize>,
-    max_requests: Option<u64>,
+    limits: ScanLimits,
     concurrency: usize,
     /// Take cached API answers up to this old (`None`: always ask).
     cache_ttl: Option<Duration>,
@@ -80,7 +91,7 @@ impl ProductiveScanExec {
         projection: Vec<usize>,
         rechecked: Vec<String>,
         limit: Option<usize>,
-        max_requests: Option<u64>,
+        limits: ScanLimits,
         concurrency: usize,
     ) -> ProductiveScanExec {
         let schema = Arc::new(
@@ -102,7 +113,7 @@ impl ProductiveScanExec {
             schema,
             rechecked,
             limit,
-            max_requests,
+            limits,
             concurrency: concurrency.max(1),
             cache_ttl: None,
             properties,
@@ -322,6 +333,10 @@ impl ExecutionPlan for ProductiveScanExec {
         };
         let mut new = self.clone();
         new.limit = limit;
+        if limit.is_some() {
+            // A LIMIT bounds what the scan reads.
+            new.limits.max_scan_rows = 0;
+        }
         if let ScanRequest::List(req) = &mut new.request {
             req.limit = limit;
             if let Some(l) = limit {
@@ -339,8 +354,14 @@ impl ExecutionPlan for ProductiveScanExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        // Requests count against the statement the session is running; a
+        // context without one (a bare DataFusion session) counts alone.
+        let statement = context
+            .session_config()
+            .get_extension::<StatementRequests>()
+            .unwrap_or_default();
         let ctx = Arc::new(ScanContext {
             def: self.def.clone(),
             client: self.client.clone(),
@@ -350,16 +371,21 @@ impl ExecutionPlan for ProductiveScanExec {
                 .map(|&i| self.def.columns[i].clone())
                 .collect(),
             schema: self.schema.clone(),
-            stats: RequestStats::with_cap(self.max_requests).with_cache_ttl(self.cache_ttl),
+            stats: RequestStats::for_statement(statement, self.limits.max_requests)
+                .with_cache_ttl(self.cache_ttl),
             requests: MetricBuilder::new(&self.metrics).counter("api_requests", partition),
             cache_hits: MetricBuilder::new(&self.metrics).counter("api_cache_hits", partition),
             pages: MetricBuilder::new(&self.metrics).counter("api_pages", partition),
             rows: MetricBuilder::new(&self.metrics).output_rows(partition),
         });
         let stream: Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>> = match &self.request {
-            ScanRequest::List(req) => {
-                Box::pin(list_stream(ctx, req.clone(), self.concurrency, self.limit))
-            }
+            ScanRequest::List(req) => Box::pin(list_stream(
+                ctx,
+                req.clone(),
+                self.concurrency,
+                self.limit,
+                self.limits.max_scan_rows,
+            )),
             ScanRequest::Lookup { ids, include } => Box::pin(lookup_stream(
                 ctx,
                 ids.clone(),
@@ -407,6 +433,7 @@ fn list_stream(
     req: ListRequest,
     concurrency: usize,
     limit: Option<usize>,
+    max_scan_rows: u64,
 ) -> impl Stream<Item = Result<RecordBatch>> + Send {
     let req = Arc::new(req);
     stream::unfold(ListState::Start, move |state| {
@@ -419,6 +446,9 @@ fn list_stream(
                     Err(e) => return Some((Err(e.into()), ListState::Done)),
                     Ok((_, doc)) => {
                         let pages = doc.meta.total_pages.unwrap_or(1).max(1);
+                        if let Some(err) = refuse_unbounded(&ctx, &doc, pages, max_scan_rows) {
+                            return Some((Err(err.into_datafusion()), ListState::Done));
+                        }
                         let last = match req.pages_for_limit() {
                             Some(p) => pages.min(p),
                             None => pages,
@@ -514,6 +544,35 @@ fn list_stream(
             Some((batch, state))
         }
     })
+}
+
+/// The error for an unbounded scan of a table larger than
+/// `productive.max_scan_rows`, decided on page 1 before more pages are asked
+/// for; `None` when the scan may go on.
+fn refuse_unbounded(
+    ctx: &ScanContext,
+    page_one: &ListDocument,
+    pages: u32,
+    max_scan_rows: u64,
+) -> Option<SqlError> {
+    let total = page_one.meta.total_count?;
+    if max_scan_rows == 0 || total <= max_scan_rows || pages <= 1 {
+        return None;
+    }
+    let table = ctx.def.table.name;
+    Some(
+        SqlError::new(
+            codes::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "a scan of {table} without filters would read {total} rows, more than \
+                 productive.max_scan_rows ({max_scan_rows})"
+            ),
+        )
+        .with_hint(
+            "add a WHERE condition or LIMIT the API can apply, or read the whole table \
+             with SET productive.max_scan_rows = 0",
+        ),
+    )
 }
 
 /// Records by id, in the order given; ids that do not exist are skipped.

@@ -11,3 +11,21 @@ pub mod schema;
 pub use options::ProductiveOptions;
 pub use provider::ProductiveTable;
 pub use schema::TableDef;
+
+use datafusion::prelude::SessionContext;
+
+use crate::api::StatementRequests;
+
+/// Starts a new statement on `ctx`: `productive.max_requests` counts the
+/// API requests from here on. The server calls it for every statement;
+/// callers running SQL on a session directly call it before each one.
+pub fn begin_statement(ctx: &SessionContext) {
+    let requests = ctx
+        .state_ref()
+        .read()
+        .config()
+        .get_extension::<StatementRequests>();
+    if let Some(requests) = requests {
+        requests.begin();
+    }
+}

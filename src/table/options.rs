@@ -172,15 +172,23 @@ impl ConfigField for CacheTtl {
         Ok(())
     }
 }
+/// Default of `productive.max_scan_rows`: well above what dashboards read
+/// at once, well below what takes the rate budget many minutes to page
+/// through (200,000 rows are 1,000 pages).
+pub const DEFAULT_MAX_SCAN_ROWS: u64 = 200_000;
 
 extensions_options! {
     /// Settings a session can change with `SET productive.<name> = <value>`.
     pub struct ProductiveOptions {
         /// Show custom fields as columns of the nine objects that have them.
         pub use_custom_fields: PgBool, default = PgBool(false)
-        /// Fail a scan that would make more than this many API requests
-        /// (0: no cap).
+        /// Fail a statement that would make more than this many API
+        /// requests, counted across all its scans and writes (0: no cap).
         pub max_requests: u64, default = 0
+        /// Refuse a scan with no filter or LIMIT the API can apply when the
+        /// table holds more rows than this, after its first page (0: no
+        /// limit).
+        pub max_scan_rows: u64, default = DEFAULT_MAX_SCAN_ROWS
         /// Pages of one scan fetched at the same time.
         pub page_concurrency: u64, default = 8
         /// An UPDATE or DELETE without WHERE that would change more rows

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 
-use super::exec::{ProductiveScanExec, ScanRequest};
+use super::exec::{ProductiveScanExec, ScanLimits, ScanRequest};
 use super::options::ProductiveOptions;
 use super::pushdown::{classify, push_filters};
 use super::schema::TableDef;
@@ -85,7 +85,13 @@ impl ProductiveTable {
         include.sort();
         include.dedup();
 
-        let max_requests = (options.max_requests > 0).then_some(options.max_requests);
+        // Only API filters and LIMIT narrow what is read: local rechecks
+        // still page through the whole table.
+        let unbounded = pushed.ids.is_none() && pushed.filters.is_empty() && limit.is_none();
+        let limits = ScanLimits {
+            max_requests: options.max_requests,
+            max_scan_rows: if unbounded { options.max_scan_rows } else { 0 },
+        };
         let concurrency = options.page_concurrency.clamp(1, 32) as usize;
 
         let request = match pushed.ids {
@@ -134,7 +140,7 @@ impl ProductiveTable {
             projection,
             pushed.rechecked,
             limit,
-            max_requests,
+            limits,
             concurrency,
         )
         .with_cache_ttl(cache_ttl))

@@ -30,7 +30,7 @@ use tracing::debug;
 use super::encode::{attribute_json, cast_column, custom_field_json, linkage, natural_value};
 use super::{WriteContext, pair_error, pairs};
 use crate::api::document::{Linkage, ResourceObject};
-use crate::api::{ApiClient, ApiError, RequestStats};
+use crate::api::{ApiClient, ApiError, RequestStats, StatementRequests};
 use crate::error::{SqlError, codes};
 use crate::table::ProductiveOptions;
 use crate::table::convert::records_to_batch;
@@ -91,7 +91,7 @@ struct Job {
     def: Arc<TableDef>,
     client: ApiClient,
     kind: WriteKind,
-    max_requests: Option<u64>,
+    max_requests: u64,
     unfiltered_limit: u64,
 }
 
@@ -122,7 +122,7 @@ impl WriteExec {
                 def,
                 client,
                 kind,
-                max_requests: (options.max_requests > 0).then_some(options.max_requests),
+                max_requests: options.max_requests,
                 unfiltered_limit: options.unfiltered_write_limit,
             }),
             input,
@@ -284,7 +284,23 @@ async fn run(
         }
     };
 
-    let stats = RequestStats::with_cap(job.max_requests);
+    // The writes share the statement's request cap with the scan that
+    // found the rows.
+    let statement = task
+        .session_config()
+        .get_extension::<StatementRequests>()
+        .unwrap_or_default();
+    // A statement that cannot make all its writes within the cap makes
+    // none of them.
+    let needed = statement.sent() + writes.len() as u64;
+    if job.max_requests > 0 && needed > job.max_requests {
+        return Err(ApiError::RequestCapReached {
+            limit: job.max_requests,
+            sent: statement.sent(),
+        }
+        .into());
+    }
+    let stats = RequestStats::for_statement(statement, job.max_requests);
     let total = writes.len();
     let mut applied: Vec<String> = Vec::new();
     let mut records: Vec<ResourceObject> = Vec::new();

@@ -90,7 +90,19 @@ impl Env {
     }
 
     pub async fn try_query(&self, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+        // One statement, as the server runs it.
+        productive_pg::table::begin_statement(&self.ctx);
         self.ctx.sql(sql).await?.collect().await
+    }
+
+    /// The SQLSTATE and message a client would see for a failed statement,
+    /// and the hint.
+    pub async fn sql_error(&self, sql: &str) -> (String, String, Option<String>) {
+        let err = self.try_query(sql).await.expect_err(sql);
+        let fields = productive_pg::server::errors::to_error_fields(
+            &productive_pg::server::errors::ServerError::DataFusion(err),
+        );
+        (fields.code, fields.message, fields.hint)
     }
 
     /// The result as the pretty table DataFusion prints, without the frame.
@@ -140,3 +152,67 @@ pub fn decoded_query(r: &LoggedRequest) -> String {
 }
 
 use datafusion::arrow::array::Array;
+
+/// Login of [`serve`].
+pub const USER: &str = "analyst";
+pub const PASSWORD: &str = "s3cret";
+
+/// The PostgreSQL server with the gateway backend over `sim`, on port 0,
+/// until the returned sender is dropped.
+pub async fn serve(
+    sim: &SimServer,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    use productive_pg::gateway::backend::GatewayBackend;
+    use productive_pg::server::{AuthMode, ServerConfig};
+
+    let mut api = ApiConfig::new(sim.base_url(), "", Default::default());
+    api.limits = ClientLimits::unlimited();
+    let backend = GatewayBackend::new(
+        api,
+        Some((
+            sim.organization_id().to_string(),
+            productive_pg::secret::Secret::new(TOKEN),
+        )),
+        SessionDefaults::default(),
+    );
+    let config = ServerConfig {
+        auth: AuthMode::Password {
+            user: USER.into(),
+            password: PASSWORD.into(),
+        },
+        tls: None,
+        max_connections: 16,
+        database: productive_pg::gateway::DATABASE.into(),
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(productive_pg::server::run(
+        listener,
+        config,
+        std::sync::Arc::new(backend),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+/// A PostgreSQL client of [`serve`], and the task driving its connection.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(addr.port())
+        .user(USER)
+        .password(PASSWORD)
+        .dbname(productive_pg::gateway::DATABASE);
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("login");
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, task)
+}

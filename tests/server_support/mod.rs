@@ -390,6 +390,7 @@ pub fn config(auth: AuthMode) -> ServerConfig {
         auth,
         tls: None,
         max_connections: 16,
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
         database: "productive".to_owned(),
     }
 }
