@@ -382,6 +382,7 @@ pub async fn import(
         &SessionDefaults {
             use_custom_fields,
             read_only: false,
+            ..Default::default()
         },
     );
     let provider = ctx

@@ -503,13 +503,15 @@ fn main() -> ExitCode {
                 };
                 // Anything refused or failed exits with 1; a run that could
                 // not start with 2.
-                app::sync(&args.api.settings(), &options).await.map(|report| {
-                    if report.failed() {
-                        ExitCode::from(1)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                })
+                app::sync(&args.api.settings(), &options)
+                    .await
+                    .map(|report| {
+                        if report.failed() {
+                            ExitCode::from(1)
+                        } else {
+                            ExitCode::SUCCESS
+                        }
+                    })
             }
             Command::Export(args) => {
                 let options = productive_pg::transfer::csv_out::CsvOptions {

@@ -53,7 +53,10 @@ async fn the_benchmark_reports_every_figure() {
     let cached = report
         .figures
         .iter()
-        .find(|f| f.name.starts_with("dashboard refreshed within cache_ttl: requests"))
+        .find(|f| {
+            f.name
+                .starts_with("dashboard refreshed within cache_ttl: requests")
+        })
         .unwrap();
     assert_eq!(cached.met, Some(true), "{cached:?}");
     if settings.postgres_url.is_some() {

@@ -415,7 +415,9 @@ async fn routines_are_listed_like_postgres_lists_them() {
     assert_eq!(args.len(), 1);
     assert_eq!(args[0][0].as_deref(), Some("1"));
     assert!(
-        args[0][1].as_deref().is_some_and(|n| n.contains("projectId")),
+        args[0][1]
+            .as_deref()
+            .is_some_and(|n| n.contains("projectId")),
         "{args:?}"
     );
     assert_eq!(args[0][2].as_deref(), Some("20"));
@@ -458,7 +460,12 @@ async fn metabase_field_sync_sees_primary_keys() {
         keys,
         vec![
             vec![some("projects"), some("PRIMARY KEY"), some("id"), some("1")],
-            vec![some("tasks"), some("FOREIGN KEY"), some("project_id"), some("1")],
+            vec![
+                some("tasks"),
+                some("FOREIGN KEY"),
+                some("project_id"),
+                some("1")
+            ],
             vec![some("tasks"), some("PRIMARY KEY"), some("id"), some("1")],
         ]
     );

@@ -42,6 +42,7 @@ async fn start(read_only: bool) -> Wire {
         SessionDefaults {
             use_custom_fields: false,
             read_only,
+            ..Default::default()
         },
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -54,6 +55,7 @@ async fn start(read_only: bool) -> Wire {
         tls: None,
         max_connections: 8,
         database: "productive".into(),
+        shutdown_grace: productive_pg::server::DEFAULT_SHUTDOWN_GRACE,
     };
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server::run(

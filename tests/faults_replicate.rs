@@ -81,7 +81,11 @@ async fn a_full_copy_completes_through_passing_faults() {
         let case = format!("{fault:?}");
         assert!(!report.failed(), "{case}: {report:?}");
         assert_same_tasks(&db, &sim, &case).await;
-        assert_eq!(watermark(&db).await.len(), 1, "{case}: the copy is recorded");
+        assert_eq!(
+            watermark(&db).await.len(),
+            1,
+            "{case}: the copy is recorded"
+        );
     }
 }
 

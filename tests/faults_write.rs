@@ -240,7 +240,10 @@ async fn check(stmt: Stmt, fault: FaultKind, times: usize, expect: Expect) {
     let case = format!("{stmt:?} under {fault:?}: {result:?}");
     if let (Stmt::InsertMany, Err(failed)) = (stmt, &result) {
         assert!(failed.message.contains("stopped at row 2 of 3"), "{case}");
-        assert!(failed.message.contains("1 of 3 rows were applied"), "{case}");
+        assert!(
+            failed.message.contains("1 of 3 rows were applied"),
+            "{case}"
+        );
     }
     let before = stmt.skip();
     match expected(stmt, fault, expect) {
@@ -264,13 +267,13 @@ async fn check(stmt: Stmt, fault: FaultKind, times: usize, expect: Expect) {
             let failed = result.expect_err(&case);
             assert_eq!(failed.code, "08006", "{case}");
             assert!(failed.message.contains("is unknown"), "{case}");
-            assert_eq!(
-                stmt.applied(&env),
-                before + usize::from(applied),
-                "{case}"
-            );
+            assert_eq!(stmt.applied(&env), before + usize::from(applied), "{case}");
             assert_eq!(stmt.sent(&env), before + 1, "not retried: {case}");
-            let row = format!("row {} of {} may have been applied", before + 1, stmt.rows());
+            let row = format!(
+                "row {} of {} may have been applied",
+                before + 1,
+                stmt.rows()
+            );
             let detail = failed.detail.unwrap_or_default();
             assert!(detail.contains(&row), "{case}");
         }
@@ -425,8 +428,11 @@ async fn a_429_storm_with_retry_after_delays_every_write() {
             reports: vec![],
         });
         // Use up the window, so the statement's first request is limited.
-        env.query(&format!("SELECT id FROM tasks WHERE id = {}", ids::LOGIN_TASK))
-            .await;
+        env.query(&format!(
+            "SELECT id FROM tasks WHERE id = {}",
+            ids::LOGIN_TASK
+        ))
+        .await;
         env.sim.clear_requests();
         stmt.run(&env).await.expect("completes after waiting");
         assert_eq!(stmt.applied(&env), stmt.rows(), "{stmt:?}");

@@ -41,7 +41,10 @@ async fn a_repeat_within_the_ttl_makes_no_request() {
     assert!(env.take_requests().is_empty());
 
     // Other filters are other requests.
-    let other = format!("SELECT title FROM tasks WHERE project_id = {}", ids::WEBSITE);
+    let other = format!(
+        "SELECT title FROM tasks WHERE project_id = {}",
+        ids::WEBSITE
+    );
     env.query(&other).await;
     assert_eq!(env.take_requests().len(), 1);
 }
@@ -58,7 +61,13 @@ async fn sessions_of_one_credential_share_answers() {
     env.take_requests();
     first.sql(DASHBOARD).await.unwrap().collect().await.unwrap();
     assert_eq!(env.take_requests().len(), 1);
-    second.sql(DASHBOARD).await.unwrap().collect().await.unwrap();
+    second
+        .sql(DASHBOARD)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert!(env.take_requests().is_empty());
 }
 
@@ -131,7 +140,10 @@ async fn another_token_never_sees_the_answers() {
         Ok(df) => df.collect().await.map(|_| ()),
         Err(e) => Err(e),
     };
-    assert!(result.is_err(), "the other token was answered from the cache");
+    assert!(
+        result.is_err(),
+        "the other token was answered from the cache"
+    );
     assert_eq!(env.take_requests().len(), 1);
 }
 

@@ -343,18 +343,17 @@ async fn custom_fields_refresh_on_demand() {
         .await
         .unwrap();
     // Reads (and caches) the definitions.
-    client.simple_query("SELECT priority FROM tasks").await.unwrap();
+    client
+        .simple_query("SELECT priority FROM tasks")
+        .await
+        .unwrap();
     let mut field = productive_pg::sim::store::Record::new(9_001);
     field.attributes = serde_json::json!({ "name": "Effort Level", "data_type_id": 1,
         "customizable_type": "tasks", "archived_at": null })
     .as_object()
     .cloned()
     .unwrap();
-    s.sim
-        .store()
-        .write()
-        .unwrap()
-        .put("custom_fields", field);
+    s.sim.store().write().unwrap().put("custom_fields", field);
     let err = client
         .simple_query("SELECT effort_level FROM tasks")
         .await

@@ -385,13 +385,9 @@ async fn an_interrupted_import_reruns_as_upsert_without_duplicates() {
     let input = write(&d.join("rerun.csv"), csv.as_bytes());
     // The fourth POST never answers: its outcome is unknown; the fifth
     // gets a 503, which a POST does not retry.
-    let first = import(
-        &settings(&env),
-        &input,
-        "tasks",
-        &options(ImportMode::Insert),
-        false,
-    );
+    let api = settings(&env);
+    let insert = options(ImportMode::Insert);
+    let first = import(&api, &input, "tasks", &insert, false);
     let sim = &env.sim;
     let watcher = async {
         // Let three rows through, then break the next two requests.

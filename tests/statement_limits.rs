@@ -86,7 +86,10 @@ async fn an_unbounded_scan_of_a_large_table_is_refused_after_page_one() {
     assert_eq!(env.take_requests().len(), 1, "only page 1 is fetched");
 
     // A LIMIT or a filter the API applies bounds the scan.
-    assert_eq!(env.column("SELECT id FROM tasks LIMIT 600").await.len(), 600);
+    assert_eq!(
+        env.column("SELECT id FROM tasks LIMIT 600").await.len(),
+        600
+    );
     assert_eq!(
         env.column("SELECT count(*) FROM tasks WHERE project_id = 1")
             .await,

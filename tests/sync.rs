@@ -153,15 +153,22 @@ async fn first_run_then_both_directions(db: TestDb) {
         store_title(&sim, new_id as u64).as_deref(),
         Some("Local task")
     );
-    assert_eq!(local_title(&db, new_id).await.as_deref(), Some("Local task"));
-    assert_eq!(db.ints("SELECT count(*) FROM tasks WHERE id = -1").await, [0]);
+    assert_eq!(
+        local_title(&db, new_id).await.as_deref(),
+        Some("Local task")
+    );
+    assert_eq!(
+        db.ints("SELECT count(*) FROM tasks WHERE id = -1").await,
+        [0]
+    );
     assert_eq!(
         local_title(&db, ids::LOGIN_TASK as i64).await.as_deref(),
         Some("Remote title")
     );
     assert_eq!(pulled(&second).1, 1, "{second:?}");
     assert_eq!(
-        db.ints("SELECT count(*) FROM _productive_sync_changes").await,
+        db.ints("SELECT count(*) FROM _productive_sync_changes")
+            .await,
         [0]
     );
     assert_eq!(
@@ -253,18 +260,38 @@ async fn conflict_with(db: TestDb, policy: ConflictPolicy, local_last: bool) {
 
 #[tokio::test]
 async fn sqlite_conflict_remote_wins() {
-    conflict_with(TestDb::sqlite("sync-remote-wins"), ConflictPolicy::RemoteWins, true).await;
+    conflict_with(
+        TestDb::sqlite("sync-remote-wins"),
+        ConflictPolicy::RemoteWins,
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn sqlite_conflict_local_wins() {
-    conflict_with(TestDb::sqlite("sync-local-wins"), ConflictPolicy::LocalWins, false).await;
+    conflict_with(
+        TestDb::sqlite("sync-local-wins"),
+        ConflictPolicy::LocalWins,
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn sqlite_conflict_newest_wins() {
-    conflict_with(TestDb::sqlite("sync-newest-local"), ConflictPolicy::NewestWins, true).await;
-    conflict_with(TestDb::sqlite("sync-newest-remote"), ConflictPolicy::NewestWins, false).await;
+    conflict_with(
+        TestDb::sqlite("sync-newest-local"),
+        ConflictPolicy::NewestWins,
+        true,
+    )
+    .await;
+    conflict_with(
+        TestDb::sqlite("sync-newest-remote"),
+        ConflictPolicy::NewestWins,
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -283,7 +310,11 @@ async fn postgres_conflict_policies() {
 
 async fn plan_changes_nothing(db: TestDb) {
     let sim = start_sim(fixture::standard()).await;
-    assert!(!sync(&sim, &db, ConflictPolicy::RemoteWins, false).await.failed());
+    assert!(
+        !sync(&sim, &db, ConflictPolicy::RemoteWins, false)
+            .await
+            .failed()
+    );
     user_sql(
         &db,
         &format!(
@@ -312,7 +343,8 @@ async fn plan_changes_nothing(db: TestDb) {
         Some("Fix login bug")
     );
     assert_eq!(
-        db.ints("SELECT count(*) FROM _productive_sync_changes").await,
+        db.ints("SELECT count(*) FROM _productive_sync_changes")
+            .await,
         [2]
     );
     let stored = db
@@ -352,7 +384,11 @@ async fn postgres_plan_changes_nothing() {
 
 async fn refused_rows_stay_queued(db: TestDb) {
     let sim = start_sim(fixture::standard()).await;
-    assert!(!sync(&sim, &db, ConflictPolicy::RemoteWins, false).await.failed());
+    assert!(
+        !sync(&sim, &db, ConflictPolicy::RemoteWins, false)
+            .await
+            .failed()
+    );
     // A blank title passes local checks and the API refuses it; a missing
     // task list is refused before any request.
     user_sql(
@@ -398,7 +434,8 @@ async fn refused_rows_stay_queued(db: TestDb) {
     assert!(!retry.failed(), "{retry:?}");
     assert_eq!(pushed(&retry), (2, 0, 0));
     assert_eq!(
-        db.ints("SELECT count(*) FROM productive_sync_refused").await,
+        db.ints("SELECT count(*) FROM productive_sync_refused")
+            .await,
         [0]
     );
     assert_eq!(
@@ -427,7 +464,11 @@ async fn postgres_refused_rows_stay_queued() {
 async fn a_post_with_unknown_outcome_is_held() {
     let db = TestDb::sqlite("sync-unknown");
     let sim = start_sim(fixture::standard()).await;
-    assert!(!sync(&sim, &db, ConflictPolicy::RemoteWins, false).await.failed());
+    assert!(
+        !sync(&sim, &db, ConflictPolicy::RemoteWins, false)
+            .await
+            .failed()
+    );
     user_sql(
         &db,
         &format!(
@@ -460,7 +501,11 @@ async fn a_post_with_unknown_outcome_is_held() {
 
 async fn a_change_during_a_run_is_kept(db: TestDb) {
     let sim = start_sim(fixture::standard()).await;
-    assert!(!sync(&sim, &db, ConflictPolicy::RemoteWins, false).await.failed());
+    assert!(
+        !sync(&sim, &db, ConflictPolicy::RemoteWins, false)
+            .await
+            .failed()
+    );
     let id = ids::HOMEPAGE_TASK;
     // Productive's change would be pulled into the row the user edits
     // while the run waits for the API.
@@ -492,7 +537,8 @@ async fn a_change_during_a_run_is_kept(db: TestDb) {
         "the pull leaves a row with queued changes alone"
     );
     assert_eq!(
-        db.ints("SELECT count(*) FROM _productive_sync_changes").await,
+        db.ints("SELECT count(*) FROM _productive_sync_changes")
+            .await,
         [1]
     );
 

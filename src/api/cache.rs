@@ -112,8 +112,7 @@ impl AnswerCache {
                 stored: Instant::now(),
             },
         );
-        while entries.map.len() > self.limits.max_entries || entries.bytes > self.limits.max_bytes
-        {
+        while entries.map.len() > self.limits.max_entries || entries.bytes > self.limits.max_bytes {
             let Some((_, old)) = entries.map.pop_front() else {
                 break;
             };
@@ -225,7 +224,10 @@ mod tests {
         cache.put("/big2", body(200));
         assert!(cache.bytes() <= 1_000, "{}", cache.bytes());
         cache.put("/huge", body(251));
-        assert!(cache.get("/huge", ttl).is_none(), "over a quarter of the bytes");
+        assert!(
+            cache.get("/huge", ttl).is_none(),
+            "over a quarter of the bytes"
+        );
     }
 
     #[test]
@@ -236,7 +238,11 @@ mod tests {
         cache.put("/projects?page[number]=1", body(1));
         cache.invalidate("/tasks/12/close");
         assert_eq!(cache.len(), 1);
-        assert!(cache.get("/projects?page[number]=1", Duration::MAX).is_some());
+        assert!(
+            cache
+                .get("/projects?page[number]=1", Duration::MAX)
+                .is_some()
+        );
         assert_eq!(cache.bytes(), 1);
     }
 

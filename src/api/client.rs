@@ -338,7 +338,9 @@ impl ApiClient {
         body: Option<&Value>,
         stats: &RequestStats,
     ) -> Result<Option<SingleDocument>, ApiError> {
-        let answer = self.exchange(method.clone(), path, body, false, stats).await;
+        let answer = self
+            .exchange(method.clone(), path, body, false, stats)
+            .await;
         self.cache.invalidate(path);
         let answer = answer?;
         if answer.body.is_empty() || answer.status == StatusCode::NO_CONTENT {
@@ -346,14 +348,14 @@ impl ApiClient {
         }
         // A success status means the write took effect: an unreadable body
         // must not pass as a failed (and so safely repeatable) write.
-        serde_json::from_slice(&answer.body)
-            .map(Some)
-            .map_err(|e| ApiError::UnreadableWriteAnswer {
+        serde_json::from_slice(&answer.body).map(Some).map_err(|e| {
+            ApiError::UnreadableWriteAnswer {
                 method: method.to_string(),
                 path: strip_query(path),
                 status: answer.status.as_u16(),
                 message: e.to_string(),
-            })
+            }
+        })
     }
 
     /// A GET whose answer is decoded as `T`; unreadable answers are retried

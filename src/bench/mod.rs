@@ -361,7 +361,9 @@ pub async fn run(settings: &BenchSettings) -> Result<Report> {
     }
     // 6. Memory of a very large scan, on separate processes.
     match &settings.executable {
-        Some(exe) if settings.rss_rows > 0 => rss::big_scan(exe, settings.rss_rows, &mut report).await?,
+        Some(exe) if settings.rss_rows > 0 => {
+            rss::big_scan(exe, settings.rss_rows, &mut report).await?
+        }
         _ => report.note("peak RSS of a large scan: skipped (no executable or no rows)".into()),
     }
     Ok(report)

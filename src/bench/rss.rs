@@ -124,8 +124,7 @@ pub(crate) async fn big_scan(executable: &Path, rows: u64, report: &mut Report) 
     let pid = gateway.id().context("gateway process id")?;
     let idle_mb = status_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
 
-    let client = super::connect(std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)))
-        .await?;
+    let client = super::connect(std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port))).await?;
     let started = Instant::now();
     let stream = client
         .query_raw("SELECT * FROM tasks", std::iter::empty::<i32>())

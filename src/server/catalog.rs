@@ -18,16 +18,16 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
 use datafusion::common::{DataFusionError, Result};
-use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::TableType;
-use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{LogicalPlanBuilder, lit};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::logical_expr::{LogicalPlanBuilder, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::SessionContext;

@@ -258,7 +258,10 @@ fn flag(v: bool) -> ScalarValue {
 
 /// Builds a batch of `schema` from rows given by column name; columns a
 /// row leaves out are NULL, or the type's default where NULL is not allowed.
-pub(crate) fn rows_batch(schema: &SchemaRef, rows: &[HashMap<&str, ScalarValue>]) -> Result<RecordBatch> {
+pub(crate) fn rows_batch(
+    schema: &SchemaRef,
+    rows: &[HashMap<&str, ScalarValue>],
+) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let fallback = if field.is_nullable() {
@@ -661,7 +664,11 @@ impl KeyViewTable {
                 ]);
                 match self.view {
                     KeyView::TableConstraints => {
-                        let kind = if primary { "PRIMARY KEY" } else { "FOREIGN KEY" };
+                        let kind = if primary {
+                            "PRIMARY KEY"
+                        } else {
+                            "FOREIGN KEY"
+                        };
                         row.insert("constraint_type", text(kind));
                         row.insert("is_deferrable", text("NO"));
                         row.insert("initially_deferred", text("NO"));

@@ -177,13 +177,7 @@ impl TableProvider for ColumnsView {
                         for (builder, value) in b.text.iter_mut().zip(texts) {
                             builder.append_option(value);
                         }
-                        let ints = [
-                            i32::try_from(i + 1).ok(),
-                            None,
-                            precision,
-                            scale,
-                            datetime,
-                        ];
+                        let ints = [i32::try_from(i + 1).ok(), None, precision, scale, datetime];
                         for (builder, value) in b.int.iter_mut().zip(ints) {
                             builder.append_option(value);
                         }
@@ -191,8 +185,14 @@ impl TableProvider for ColumnsView {
                 }
             }
         }
-        let mut texts = b.text.into_iter().map(|mut x| Arc::new(x.finish()) as ArrayRef);
-        let mut ints = b.int.into_iter().map(|mut x| Arc::new(x.finish()) as ArrayRef);
+        let mut texts = b
+            .text
+            .into_iter()
+            .map(|mut x| Arc::new(x.finish()) as ArrayRef);
+        let mut ints = b
+            .int
+            .into_iter()
+            .map(|mut x| Arc::new(x.finish()) as ArrayRef);
         let columns: Vec<ArrayRef> = self
             .schema
             .fields()

@@ -52,8 +52,8 @@ use crate::error::{SqlError, codes};
 pub use auth::Secret;
 pub use catalog::{TableComment, install_catalog};
 pub use constraints::{ForeignKey, TableKeys, install_keys};
-pub use routines::{Routine, RoutineKind, install_routines};
 use handler::PreparedStatement;
+pub use routines::{Routine, RoutineKind, install_routines};
 use session::StatementControl;
 
 /// How long running statements may go on after a shutdown is asked for,

@@ -153,10 +153,10 @@ pub fn keep_numeric_scale(plan: LogicalPlan) -> datafusion::error::Result<Logica
         node.map_expressions(|expr| {
             expr.transform_up(|e| {
                 let scale = match &e {
-                    DfExpr::Cast(cast) if cast.data_type == UNCONSTRAINED_NUMERIC => {
+                    DfExpr::Cast(cast) if cast.field.data_type() == &UNCONSTRAINED_NUMERIC => {
                         text_scale(&cast.expr)
                     }
-                    DfExpr::TryCast(cast) if cast.data_type == UNCONSTRAINED_NUMERIC => {
+                    DfExpr::TryCast(cast) if cast.field.data_type() == &UNCONSTRAINED_NUMERIC => {
                         text_scale(&cast.expr)
                     }
                     _ => None,
@@ -372,17 +372,20 @@ mod tests {
                     .collect()
                     .await
                     .expect("collects");
-                datafusion::arrow::util::display::array_value_to_string(
-                    batches[0].column(0),
-                    0,
-                )
-                .expect("prints")
+                datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0)
+                    .expect("prints")
             }
         };
         assert_eq!(text("SELECT CAST('12.50' AS numeric) AS a").await, "12.50");
         assert_eq!(text("SELECT CAST('-3' AS numeric) + 1 AS a").await, "-2");
-        assert_eq!(text("SELECT CAST('12.5' AS numeric(10,2)) AS a").await, "12.50");
-        assert_eq!(text("SELECT TRY_CAST('0.125' AS numeric) AS a").await, "0.125");
+        assert_eq!(
+            text("SELECT CAST('12.5' AS numeric(10,2)) AS a").await,
+            "12.50"
+        );
+        assert_eq!(
+            text("SELECT TRY_CAST('0.125' AS numeric) AS a").await,
+            "0.125"
+        );
     }
 
     #[test]

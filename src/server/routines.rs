@@ -98,7 +98,9 @@ pub fn install_routines(ctx: &SessionContext, routines: &[Routine]) -> Result<()
         .config()
         .get_extension::<RoutineStore>()
         .ok_or_else(|| {
-            DataFusionError::Configuration("install_catalog must run before install_routines".into())
+            DataFusionError::Configuration(
+                "install_catalog must run before install_routines".into(),
+            )
         })?;
     *store.routines.write().unwrap_or_else(|p| p.into_inner()) = routines.to_vec();
     Ok(())
@@ -111,7 +113,11 @@ pub(crate) fn install_store(ctx: &SessionContext) -> Arc<RoutineStore> {
         let state_ref = ctx.state_ref();
         state_ref.write().config_mut().set_extension(store.clone());
     }
-    for what in [Describe::Arguments, Describe::IdentityArguments, Describe::Result] {
+    for what in [
+        Describe::Arguments,
+        Describe::IdentityArguments,
+        Describe::Result,
+    ] {
         ctx.register_udf(ScalarUDF::new_from_impl(RoutineFunction {
             what,
             store: store.clone(),
@@ -218,7 +224,10 @@ impl ScalarUDFImpl for RoutineFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let Some(first) = args.args.first() else {
-            return Err(DataFusionError::Plan(format!("{} needs an oid", self.name())));
+            return Err(DataFusionError::Plan(format!(
+                "{} needs an oid",
+                self.name()
+            )));
         };
         let oids = cast(&first.to_array(rows)?, &DataType::Int64)?;
         let oids = oids.as_primitive::<Int64Type>();
@@ -280,10 +289,9 @@ impl PgProc {
     async fn public_namespace(&self, state: &dyn CatalogSession) -> Result<Option<i64>> {
         let plan = self.namespaces.scan(state, None, &[], None).await?;
         for batch in collect(plan, state.task_ctx()).await? {
-            let (Some(oids), Some(names)) = (
-                batch.column_by_name("oid"),
-                batch.column_by_name("nspname"),
-            ) else {
+            let (Some(oids), Some(names)) =
+                (batch.column_by_name("oid"), batch.column_by_name("nspname"))
+            else {
                 continue;
             };
             let oids = cast(oids, &DataType::Int64)?;

@@ -919,7 +919,7 @@ fn integer_literals_of(body: &mut SetExpr) {
                     },
                     _ => None,
                 };
-                let text = match expr {
+                let text = match &*expr {
                     Expr::UnaryOp {
                         op: ast::UnaryOperator::Minus,
                         expr,
@@ -933,6 +933,7 @@ fn integer_literals_of(body: &mut SetExpr) {
                         kind: ast::CastKind::Cast,
                         expr: Box::new(literal),
                         data_type: ast::DataType::Integer(None),
+                        array: false,
                         format: None,
                     };
                 }

@@ -288,7 +288,9 @@ mod tests {
         };
         let draws = |seed| {
             let mut plan = FaultPlan::new(seed, faults, Latency::new(5, 10));
-            (0..50).map(|_| plan.next_request("GET")).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| plan.next_request("GET"))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));

@@ -228,11 +228,20 @@ mod tests {
         o.set("cache_ttl", "60s").unwrap();
         o.set("cache_ttl.tasks", "5m").unwrap();
         o.set("cache_ttl.people", "off").unwrap();
-        assert_eq!(o.cache_ttl.for_table("projects"), Some(Duration::from_secs(60)));
-        assert_eq!(o.cache_ttl.for_table("tasks"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            o.cache_ttl.for_table("projects"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            o.cache_ttl.for_table("tasks"),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(o.cache_ttl.for_table("people"), None);
         o.set("cache_ttl.tasks", "default").unwrap();
-        assert_eq!(o.cache_ttl.for_table("tasks"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            o.cache_ttl.for_table("tasks"),
+            Some(Duration::from_secs(60))
+        );
         o.set("cache_ttl", "0").unwrap();
         assert_eq!(o.cache_ttl.for_table("projects"), None);
         o.set("cache_ttl", "1m 30s").unwrap();

@@ -133,17 +133,19 @@ impl ProductiveTable {
                 ScanRequest::List(req)
             }
         };
-        Arc::new(ProductiveScanExec::new(
-            self.def.clone(),
-            self.client.clone(),
-            request,
-            projection,
-            pushed.rechecked,
-            limit,
-            limits,
-            concurrency,
+        Arc::new(
+            ProductiveScanExec::new(
+                self.def.clone(),
+                self.client.clone(),
+                request,
+                projection,
+                pushed.rechecked,
+                limit,
+                limits,
+                concurrency,
+            )
+            .with_cache_ttl(cache_ttl),
         )
-        .with_cache_ttl(cache_ttl))
     }
 }
 

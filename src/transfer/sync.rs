@@ -311,7 +311,10 @@ pub async fn run(
         ..ReplicateOptions::default()
     };
     let pending_rows: HashSet<(String, i64)> = match options.plan {
-        true => pending.iter().map(|c| (c.table.clone(), c.row_id)).collect(),
+        true => pending
+            .iter()
+            .map(|c| (c.table.clone(), c.row_id))
+            .collect(),
         false => HashSet::new(),
     };
     let mut pull = PullTarget {
@@ -517,9 +520,7 @@ impl Push<'_> {
                     self.update(*id, changes, &cells, fingerprints.get(id), remote.get(id))
                         .await
                 }
-                LocalChange::Delete => {
-                    self.delete(*id, changes, remote.get(id), last_sync).await
-                }
+                LocalChange::Delete => self.delete(*id, changes, remote.get(id), last_sync).await,
             };
             result?;
         }
@@ -679,7 +680,11 @@ impl Push<'_> {
             }
         };
         if self.planning() {
-            let body = request.body.as_ref().map(Value::to_string).unwrap_or_default();
+            let body = request
+                .body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default();
             self.summary.pushed_inserted += 1;
             self.note(Side::Productive, "insert", Some(id), body);
             return Ok(());
@@ -863,7 +868,12 @@ impl Push<'_> {
             return match winner {
                 Side::Target => self.create(id, changes, stored, Some(conflict)).await,
                 Side::Productive => {
-                    self.note(Side::Target, "delete", Some(id), "deleted in Productive".into());
+                    self.note(
+                        Side::Target,
+                        "delete",
+                        Some(id),
+                        "deleted in Productive".into(),
+                    );
                     self.record_conflict_only(id, changes, Some(conflict))
                         .await?;
                     self.store(vec![], vec![id]).await
@@ -1079,7 +1089,11 @@ impl PullTarget<'_> {
             false => {
                 let mut ids = upserts.clone();
                 ids.extend(&deletes);
-                self.inner.fingerprints(name, &ids).await?.into_keys().collect()
+                self.inner
+                    .fingerprints(name, &ids)
+                    .await?
+                    .into_keys()
+                    .collect()
             }
         };
         let mut outcome = BatchOutcome::default();

@@ -159,9 +159,7 @@ pub const PASSWORD: &str = "s3cret";
 
 /// The PostgreSQL server with the gateway backend over `sim`, on port 0,
 /// until the returned sender is dropped.
-pub async fn serve(
-    sim: &SimServer,
-) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+pub async fn serve(sim: &SimServer) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     use productive_pg::gateway::backend::GatewayBackend;
     use productive_pg::server::{AuthMode, ServerConfig};
 

@@ -111,11 +111,22 @@ fn has_json_type(value: &Value, json_type: JsonType) -> bool {
 #[test]
 fn same_seed_builds_the_same_store_and_another_seed_does_not() {
     // Small organizations run the same code as the full one, faster.
-    let options = DemoOptions { scale: 1, seed: 3, tasks: None };
+    let options = DemoOptions {
+        scale: 1,
+        seed: 3,
+        tasks: None,
+    };
     let one = small_demo_store(&options, 20);
     let again = small_demo_store(&options, 20);
     assert!(same_store(&one, &again));
-    let other = small_demo_store(&DemoOptions { scale: 1, seed: 4, tasks: None }, 20);
+    let other = small_demo_store(
+        &DemoOptions {
+            scale: 1,
+            seed: 4,
+            tasks: None,
+        },
+        20,
+    );
     assert!(!same_store(&one, &other));
 }
 
@@ -696,8 +707,22 @@ fn activities_describe_creates_updates_and_deletes() {
 
 #[test]
 fn scale_multiplies_transactional_volume() {
-    let one = small_demo_store(&DemoOptions { scale: 1, seed: 42, tasks: None }, 10);
-    let two = small_demo_store(&DemoOptions { scale: 2, seed: 42, tasks: None }, 10);
+    let one = small_demo_store(
+        &DemoOptions {
+            scale: 1,
+            seed: 42,
+            tasks: None,
+        },
+        10,
+    );
+    let two = small_demo_store(
+        &DemoOptions {
+            scale: 2,
+            seed: 42,
+            tasks: None,
+        },
+        10,
+    );
     for kind in [
         "tasks",
         "time_entries",
