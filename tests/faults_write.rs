@@ -269,11 +269,14 @@ async fn check(stmt: Stmt, fault: FaultKind, times: usize, expect: Expect) {
             assert!(failed.message.contains("is unknown"), "{case}");
             assert_eq!(stmt.applied(&env), before + usize::from(applied), "{case}");
             assert_eq!(stmt.sent(&env), before + 1, "not retried: {case}");
-            let row = format!(
-                "row {} of {} may have been applied",
-                before + 1,
-                stmt.rows()
-            );
+            let row = match stmt {
+                Stmt::Call => format!("ArchiveProject of projects {} may", ids::WEBSITE),
+                _ => format!(
+                    "row {} of {} may have been applied",
+                    before + 1,
+                    stmt.rows()
+                ),
+            };
             let detail = failed.detail.unwrap_or_default();
             assert!(detail.contains(&row), "{case}");
         }
@@ -283,7 +286,10 @@ async fn check(stmt: Stmt, fault: FaultKind, times: usize, expect: Expect) {
             assert!(failed.message.contains("was applied"), "{case}");
             assert_eq!(stmt.applied(&env), before + 1, "{case}");
             assert_eq!(stmt.sent(&env), before + 1, "not retried: {case}");
-            let row = format!("row {} of {} was applied", before + 1, stmt.rows());
+            let row = match stmt {
+                Stmt::Call => format!("ArchiveProject of projects {} was", ids::WEBSITE),
+                _ => format!("row {} of {} was applied", before + 1, stmt.rows()),
+            };
             let detail = failed.detail.unwrap_or_default();
             assert!(detail.contains(&row), "{case}");
         }

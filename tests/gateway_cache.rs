@@ -150,12 +150,27 @@ async fn another_token_never_sees_the_answers() {
 #[tokio::test]
 async fn a_table_can_have_its_own_ttl() {
     let env = standard().await;
-    env.query("SET productive.cache_ttl.tasks = '5m'").await;
-    let shown = env.table("SHOW productive.cache_ttl.tasks").await;
-    assert!(shown.contains("| 5m "), "{shown}");
+    let (addr, _stop) = serve(&env.sim).await;
+    let (client, _connection) = connect(addr).await;
+    client
+        .batch_execute("SET productive.cache_ttl.tasks = '5m'")
+        .await
+        .expect("set");
+    let shown = client
+        .query_one("SHOW productive.cache_ttl.tasks", &[])
+        .await
+        .expect("show");
+    assert_eq!(shown.get::<_, String>(0), "5m");
+    env.take_requests();
     for _ in 0..2 {
-        env.query("SELECT count(*) FROM tasks").await;
-        env.query("SELECT count(*) FROM projects").await;
+        client
+            .simple_query("SELECT count(*) FROM tasks")
+            .await
+            .expect("tasks");
+        client
+            .simple_query("SELECT count(*) FROM projects")
+            .await
+            .expect("projects");
     }
     let paths: Vec<String> = env.take_requests().into_iter().map(|r| r.path).collect();
     let tasks = paths.iter().filter(|p| p.ends_with("/tasks")).count();

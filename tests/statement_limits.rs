@@ -106,14 +106,16 @@ async fn an_unbounded_scan_of_a_large_table_is_refused_after_page_one() {
 
 #[tokio::test]
 async fn the_scan_guard_defaults_to_a_large_table() {
-    let env = env_with(many_tasks(10)).await;
+    let sim = start_sim(many_tasks(10), sim_options()).await;
+    let (addr, _stop) = serve(&sim).await;
+    let (client, _connection) = connect(addr).await;
+    let shown = client
+        .query_one("SHOW productive.max_scan_rows", &[])
+        .await
+        .expect("show");
     assert_eq!(
-        env.column(
-            "SELECT value FROM information_schema.df_settings \
-             WHERE name = 'productive.max_scan_rows'"
-        )
-        .await,
-        [productive_pg::table::options::DEFAULT_MAX_SCAN_ROWS.to_string()]
+        shown.get::<_, String>(0),
+        productive_pg::table::options::DEFAULT_MAX_SCAN_ROWS.to_string()
     );
 }
 

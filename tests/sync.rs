@@ -578,3 +578,111 @@ async fn tables_without_what_sync_needs_are_refused() {
     assert!(err.to_string().contains("cannot be synced"), "{err}");
     assert!(take_requests(&sim).is_empty());
 }
+
+/// The default tables (invoices, bookings, tasks): invoices show only
+/// their creation by date, so their remote updates come from the activity
+/// feed; local changes to each table reach Productive.
+async fn default_tables_sync_both_ways(db: TestDb) {
+    let sim = start_sim(fixture::standard()).await;
+    api(
+        &sim,
+        Method::POST,
+        "/invoices",
+        Some(json!({"data": {
+            "type": "invoices",
+            "attributes": {"currency": "EUR", "invoiced_on": "2026-11-02", "subject": "First"},
+            "relationships": {"company": {"data": {"type": "companies", "id": ids::ACME.to_string()}}}
+        }})),
+    )
+    .await;
+    let invoice: i64 = {
+        let store = sim.store();
+        let store = store.read().unwrap();
+        store
+            .all("invoices")
+            .map(|r| r.id as i64)
+            .max()
+            .expect("an invoice")
+    };
+    let mut opts = options(&db, ConflictPolicy::RemoteWins, false);
+    opts.tables = None;
+    let run = |opts: SyncOptions| {
+        let client = client_for(&sim);
+        async move {
+            productive_pg::transfer::sync::run(&client, &opts, &Progress::hidden())
+                .await
+                .expect("the run starts")
+        }
+    };
+    let first = run(opts.clone()).await;
+    assert!(!first.failed(), "{first:?}");
+    for table in ["invoices", "bookings", "tasks"] {
+        assert!(first.table(table).is_some(), "{table}: {first:?}");
+    }
+    assert_eq!(
+        db.texts(&format!(
+            "SELECT subject FROM invoices WHERE id = {invoice}"
+        ))
+        .await,
+        [Some("First".to_string())]
+    );
+
+    // Remote: the invoice renamed. Local: a booking's note changed.
+    api(
+        &sim,
+        Method::PATCH,
+        &format!("/invoices/{invoice}"),
+        Some(json!({"data": {"type": "invoices", "attributes": {"subject": "Remote"}}})),
+    )
+    .await;
+    user_sql(
+        &db,
+        &format!(
+            "UPDATE bookings SET note = 'Local note' WHERE id = {}",
+            ids::WORK_BOOKING
+        ),
+    )
+    .await;
+    take_requests(&sim);
+    let second = run(opts).await;
+    assert!(!second.failed(), "{second:?}");
+    assert_eq!(
+        second.table("invoices").expect("invoices").pulled_updated,
+        1
+    );
+    assert_eq!(
+        second.table("bookings").expect("bookings").pushed_updated,
+        1
+    );
+    assert_eq!(
+        db.texts(&format!(
+            "SELECT subject FROM invoices WHERE id = {invoice}"
+        ))
+        .await,
+        [Some("Remote".to_string())]
+    );
+    let note = {
+        let store = sim.store();
+        let store = store.read().unwrap();
+        store
+            .get("bookings", ids::WORK_BOOKING)
+            .and_then(|b| b.attributes.get("note").cloned())
+    };
+    assert_eq!(note, Some(Value::String("Local note".into())));
+    assert_eq!(
+        writes(&sim),
+        [format!("PATCH /api/v2/bookings/{}", ids::WORK_BOOKING)]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_default_tables_sync_both_ways() {
+    default_tables_sync_both_ways(TestDb::sqlite("sync-default")).await;
+}
+
+#[tokio::test]
+async fn postgres_default_tables_sync_both_ways() {
+    if let Some(db) = TestDb::postgres("sync_default").await {
+        default_tables_sync_both_ways(db).await;
+    }
+}

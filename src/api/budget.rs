@@ -77,25 +77,30 @@ impl RequestKind {
 #[derive(Debug)]
 struct WindowState {
     window: Window,
-    sent: VecDeque<Instant>,
+    /// When each finished request ended, oldest first.
+    ended: VecDeque<Instant>,
+    /// Requests sent and not yet answered: they count until they end.
+    in_flight: u32,
 }
 
 impl WindowState {
-    /// When the window has room again (`now` if it has room).
-    fn ready_at(&mut self, now: Instant) -> Instant {
+    /// When the window has room again: `Some(now)` if it has room, `None`
+    /// when only a request in flight ending can make room.
+    fn ready_at(&mut self, now: Instant) -> Option<Instant> {
         while self
-            .sent
+            .ended
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window.period)
         {
-            self.sent.pop_front();
+            self.ended.pop_front();
         }
-        if (self.sent.len() as u32) < self.window.limit {
-            return now;
+        let counted = self.ended.len() + self.in_flight as usize;
+        if counted < self.window.limit as usize {
+            return Some(now);
         }
-        // The oldest request that still counts leaves the window at this time.
-        let idx = self.sent.len() - self.window.limit as usize;
-        self.sent[idx] + self.window.period
+        // The oldest ended request that must leave the window first.
+        let idx = counted - self.window.limit as usize;
+        self.ended.get(idx).map(|t| *t + self.window.period)
     }
 }
 
@@ -106,13 +111,54 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+impl State {
+    fn windows(&mut self, kind: RequestKind) -> impl Iterator<Item = &mut WindowState> {
+        let reports = match kind {
+            RequestKind::Report => &mut self.reports[..],
+            RequestKind::Resource => &mut [],
+        };
+        self.general.iter_mut().chain(reports.iter_mut())
+    }
+}
+
 /// A shared rate budget. Cheap to clone through `Arc`.
+///
+/// A request counts against a window from the moment it is let through
+/// until one period after its answer arrived. The API counts it from when
+/// it arrived, which lies in between, so however long the network or a busy
+/// machine delays a request, our count of a window is never below the
+/// API's, and a full window waits here instead of drawing a 429.
 #[derive(Debug)]
 pub struct RateBudget {
     state: Mutex<State>,
+    /// Wakes requests waiting for one in flight to end.
+    ended: tokio::sync::Notify,
     /// Extra spacing kept on every window, so clock skew between us and the
     /// API does not turn an exactly full window into a 429.
     margin: Duration,
+}
+
+/// A request let through by the budget; it counts as in flight until
+/// dropped.
+#[derive(Debug)]
+#[must_use = "the request counts as in flight until the slot is dropped"]
+pub struct Slot<'a> {
+    budget: &'a RateBudget,
+    kind: RequestKind,
+    waited: Duration,
+}
+
+impl Slot<'_> {
+    /// How long the request waited for room.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.budget.end(self.kind);
+    }
 }
 
 impl RateBudget {
@@ -121,7 +167,8 @@ impl RateBudget {
             ws.iter()
                 .map(|&window| WindowState {
                     window,
-                    sent: VecDeque::new(),
+                    ended: VecDeque::new(),
+                    in_flight: 0,
                 })
                 .collect()
         };
@@ -131,47 +178,74 @@ impl RateBudget {
                 reports: states(&limits.reports),
                 paused_until: None,
             }),
+            ended: tokio::sync::Notify::new(),
             margin: Duration::from_millis(20),
         }
     }
 
-    /// Waits until a request of `kind` fits every window, then counts it.
-    /// Returns how long it waited.
-    pub async fn acquire(&self, kind: RequestKind) -> Duration {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a request of `kind` fits every window, then counts it as
+    /// in flight until the returned slot is dropped.
+    pub async fn acquire(&self, kind: RequestKind) -> Slot<'_> {
         let start = Instant::now();
         loop {
+            // Registered before looking, so an end in between is not missed.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
             let wait_until = {
-                let mut state = self.state.lock().expect("budget lock is never poisoned");
+                let mut state = self.lock();
                 let now = Instant::now();
-                let mut ready = state.paused_until.filter(|t| *t > now).unwrap_or(now);
-                for w in state.general.iter_mut() {
-                    ready = ready.max(w.ready_at(now));
+                let mut ready = Some(state.paused_until.filter(|t| *t > now).unwrap_or(now));
+                for w in state.windows(kind) {
+                    ready = match (ready, w.ready_at(now)) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
                 }
-                if kind == RequestKind::Report {
-                    for w in state.reports.iter_mut() {
-                        ready = ready.max(w.ready_at(now));
+                if ready.is_some_and(|t| t <= now) {
+                    for w in state.windows(kind) {
+                        w.in_flight += 1;
                     }
+                    return Slot {
+                        budget: self,
+                        kind,
+                        waited: now.duration_since(start),
+                    };
                 }
-                if ready <= now {
-                    for w in state.general.iter_mut() {
-                        w.sent.push_back(now);
-                    }
-                    if kind == RequestKind::Report {
-                        for w in state.reports.iter_mut() {
-                            w.sent.push_back(now);
-                        }
-                    }
-                    return now.duration_since(start);
-                }
-                ready + self.margin
+                ready.map(|t| t + self.margin)
             };
-            tokio::time::sleep_until(wait_until).await;
+            match wait_until {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t) => {}
+                        _ = ended => {}
+                    }
+                }
+                None => ended.await,
+            }
         }
+    }
+
+    /// A request of `kind` got its answer (or was abandoned).
+    fn end(&self, kind: RequestKind) {
+        {
+            let mut state = self.lock();
+            let now = Instant::now();
+            for w in state.windows(kind) {
+                w.in_flight = w.in_flight.saturating_sub(1);
+                w.ended.push_back(now);
+            }
+        }
+        self.ended.notify_waiters();
     }
 
     /// Holds every request back until `until` (after a 429).
     pub fn pause_until(&self, until: Instant) {
-        let mut state = self.state.lock().expect("budget lock is never poisoned");
+        let mut state = self.lock();
         if state.paused_until.is_none_or(|t| t < until) {
             state.paused_until = Some(until);
         }
@@ -207,9 +281,12 @@ mod tests {
         };
         let budget = RateBudget::new(&limits);
         for _ in 0..3 {
-            assert_eq!(budget.acquire(RequestKind::Resource).await, Duration::ZERO);
+            assert_eq!(
+                budget.acquire(RequestKind::Resource).await.waited(),
+                Duration::ZERO
+            );
         }
-        let waited = budget.acquire(RequestKind::Resource).await;
+        let waited = budget.acquire(RequestKind::Resource).await.waited();
         assert!(waited >= Duration::from_secs(10), "{waited:?}");
         assert!(waited < Duration::from_secs(11), "{waited:?}");
     }
@@ -221,16 +298,46 @@ mod tests {
             reports: vec![Window::new(1, Duration::from_secs(30))],
         };
         let budget = RateBudget::new(&limits);
-        budget.acquire(RequestKind::Report).await;
-        assert_eq!(budget.acquire(RequestKind::Resource).await, Duration::ZERO);
-        assert!(budget.acquire(RequestKind::Report).await >= Duration::from_secs(30));
+        drop(budget.acquire(RequestKind::Report).await);
+        assert_eq!(
+            budget.acquire(RequestKind::Resource).await.waited(),
+            Duration::ZERO
+        );
+        assert!(budget.acquire(RequestKind::Report).await.waited() >= Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_every_request() {
         let budget = RateBudget::new(&RateLimits::unlimited());
         budget.pause_until(Instant::now() + Duration::from_secs(5));
-        assert!(budget.acquire(RequestKind::Resource).await >= Duration::from_secs(5));
+        assert!(budget.acquire(RequestKind::Resource).await.waited() >= Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_until_one_period_after_its_answer() {
+        let limits = RateLimits {
+            general: vec![Window::new(1, Duration::from_secs(10))],
+            reports: vec![],
+        };
+        let budget = Arc::new(RateBudget::new(&limits));
+        let slow = budget.acquire(RequestKind::Resource).await;
+        // The slow request is answered after 30 s: the window stays full
+        // until 10 s after that, not 10 s after it was sent.
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                drop(budget.acquire(RequestKind::Resource).await);
+                started.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!waiter.is_finished());
+        drop(slow);
+        // Answered at 30 s, so room again at 40 s.
+        let waited = waiter.await.expect("joins");
+        assert!(waited >= Duration::from_secs(40), "{waited:?}");
+        assert!(waited < Duration::from_secs(41), "{waited:?}");
     }
 
     #[test]

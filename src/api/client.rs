@@ -421,8 +421,8 @@ impl ApiClient {
         loop {
             attempt += 1;
             stats.count_request()?;
-            let waited = self.budget.acquire(kind).await;
-            let waited_ms = waited.as_millis() as u64;
+            let slot = self.budget.acquire(kind).await;
+            let waited_ms = slot.waited().as_millis() as u64;
             stats.budget_wait_ms.fetch_add(waited_ms, Ordering::Relaxed);
             self.totals.requests.fetch_add(1, Ordering::Relaxed);
             self.totals

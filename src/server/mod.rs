@@ -439,6 +439,8 @@ async fn serve_connection(
         if let Err(e) = outcome {
             let info: ErrorInfo = match e {
                 PgWireError::IoError(e) => return Err(e),
+                // Ours already: keep every field, CONTEXT included.
+                PgWireError::UserError(info) => *info,
                 other => {
                     errors::to_error_fields(&errors::ServerError::Protocol(other)).into_error_info()
                 }

@@ -171,7 +171,15 @@ fn read_csv(data: &[u8], format: &InputFormat) -> Vec<Result<Record, RecordError
         }
         let start = position.byte() as usize;
         let bytes = data.get(start..end.min(data.len())).unwrap_or_default();
-        out.push(csv_record(line, &record, bytes, format));
+        // The reader stops after the `\r` of a CRLF, so a record's bytes may
+        // begin with the end of the line before it (and blank lines, which
+        // it skips).
+        let blank = bytes
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let line = line + bytes[..blank].iter().filter(|b| **b == b'\n').count() as u64;
+        out.push(csv_record(line, &record, &bytes[blank..], format));
     }
     out
 }

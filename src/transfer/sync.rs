@@ -44,7 +44,8 @@ use tracing::{info, warn};
 
 use super::progress::Progress;
 use super::replicate::{
-    self, ReplicateError, ReplicateOptions, change_marker, fetch_records, record_row, table_spec,
+    self, ChangeMarker, ReplicateError, ReplicateOptions, change_marker, fetch_records, record_row,
+    table_spec,
 };
 use super::target::{
     Batch, BatchOutcome, CapturedChange, ColumnSpec, ConflictRecord, PLAN_TABLE, PlanEntry,
@@ -245,7 +246,9 @@ fn sync_tables(options: &SyncOptions) -> Result<Vec<&'static Table>, SyncError> 
                     ),
                 ));
             }
-            if !change_marker(table).shows_updates() {
+            // A creation marker is enough: updates of such tables come
+            // from the activity feed, as in an incremental replication.
+            if matches!(change_marker(table), ChangeMarker::None) {
                 return Err(SyncError::NotSyncable(
                     name.clone(),
                     "the Productive API cannot list its records changed since a time".into(),
@@ -1251,7 +1254,6 @@ impl Target for PullTarget<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::replicate::ChangeMarker;
 
     #[test]
     fn json_compares_without_key_order() {
@@ -1291,9 +1293,14 @@ mod tests {
             sync_tables(&options("nope")),
             Err(SyncError::UnknownTable(_))
         ));
-        // Projects take writes but their marker only shows creation.
+        // Projects show only creation by date; the feed shows updates.
         let projects = Catalog::get().table("projects").unwrap();
-        assert!(!matches!(change_marker(projects), ChangeMarker::None));
-        assert!(sync_tables(&options("projects")).is_err());
+        assert!(!change_marker(projects).shows_updates());
+        assert!(sync_tables(&options("projects")).is_ok());
+        // Time entries take writes but have no change marker at all.
+        assert!(matches!(
+            sync_tables(&options("time_entries")),
+            Err(SyncError::NotSyncable(..))
+        ));
     }
 }

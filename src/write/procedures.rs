@@ -291,8 +291,15 @@ fn action_error(proc: &Procedure, id: &str, e: ApiError) -> SqlError {
         )
         .with_detail(e.to_string()),
         _ => {
+            let effect = e.write_effect();
             let mut err = e.to_sql_error();
             err.message = format!("{} refused for id {id}: {}", proc.name, err.message);
+            if let Some(effect) = effect {
+                err.detail = Some(format!(
+                    "{} of {} {id} {effect}; look at the record before calling it again",
+                    proc.name, proc.table
+                ));
+            }
             err
         }
     }

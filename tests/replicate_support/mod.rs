@@ -32,6 +32,12 @@ pub async fn start_sim(store: Store) -> SimServer {
 }
 
 pub fn client_for(sim: &SimServer) -> ApiClient {
+    client_paging(sim, ApiConfig::new("", "", TOKEN.into()).page_concurrency)
+}
+
+/// A client that fetches at most `pages` pages at once (1: one request at a
+/// time, so that a fault planned for the n-th request meets a known page).
+pub fn client_paging(sim: &SimServer, pages: usize) -> ApiClient {
     let mut config = ApiConfig::new(
         sim.base_url(),
         &sim.organization_id().to_string(),
@@ -43,6 +49,7 @@ pub fn client_for(sim: &SimServer) -> ApiClient {
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
     };
+    config.page_concurrency = pages;
     ApiClient::new(config).expect("client")
 }
 
