@@ -1,5 +1,5 @@
-//! Progress of a run: a bar per table on a terminal, log lines otherwise,
-//! and the summary printed at the end.
+//! Progress of a run: a bar per table when stderr is a terminal (nothing
+//! otherwise), and the summary printed at the end.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
