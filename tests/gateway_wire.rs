@@ -352,7 +352,8 @@ async fn custom_fields_refresh_on_demand() {
         "customizable_type": "tasks", "archived_at": null })
     .as_object()
     .cloned()
-    .unwrap();
+    .unwrap()
+    .into();
     s.sim.store().write().unwrap().put("custom_fields", field);
     let err = client
         .simple_query("SELECT effort_level FROM tasks")

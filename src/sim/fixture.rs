@@ -125,7 +125,7 @@ impl Fixture {
             panic!("fixture attributes of {kind} {id} must be a JSON object");
         };
         let mut record = Record::new(id);
-        record.attributes = attributes;
+        record.attributes = attributes.into();
         for (name, target, target_id) in links {
             record.set_one(name, Some(Ref::new(*target, *target_id)));
         }

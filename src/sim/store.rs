@@ -4,10 +4,122 @@
 //! writes (ids as strings, decimals as strings, timestamps with offset), so
 //! serving a record is a copy, not a conversion. Relationships are kept as
 //! linkage; whether a response shows it depends on `include=`.
+//!
+//! Memory matters at the scales the benchmarks use (a million tasks), so
+//! attribute names are interned once for the process and NULL values are
+//! not kept: an attribute the record does not hold is NULL, which is how
+//! every response renders it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Map, Value};
+
+/// The one copy of an attribute name. Names come from the catalog and the
+/// attributes writes may set, so the set stays small.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// The non-NULL attribute values of a record, by name, in insertion order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes(Vec<(&'static str, Value)>);
+
+impl Attributes {
+    pub fn new() -> Attributes {
+        Attributes(Vec::new())
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| *n == name)
+    }
+
+    /// The value of `name`; `None` when it is NULL.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name).map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.position(name).map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets `name` (NULL removes it); answers the value it had.
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match (self.position(&name), value) {
+            (Some(i), Value::Null) => Some(self.0.remove(i).1),
+            (Some(i), value) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            (None, Value::Null) => None,
+            (None, value) => {
+                self.0.push((intern(&name), value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.position(name).map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(n, v)| (*n, v))
+    }
+}
+
+impl<'a> IntoIterator for &'a Attributes {
+    type Item = (&'static str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (&'static str, Value)>,
+        fn(&'a (&'static str, Value)) -> (&'static str, &'a Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (*n, v))
+    }
+}
+
+impl Extend<(String, Value)> for Attributes {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, items: I) {
+        for (name, value) in items {
+            self.insert(name, value);
+        }
+    }
+}
+
+impl FromIterator<(String, Value)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(items: I) -> Attributes {
+        let mut attributes = Attributes::new();
+        attributes.extend(items);
+        attributes
+    }
+}
+
+impl From<Map<String, Value>> for Attributes {
+    fn from(map: Map<String, Value>) -> Attributes {
+        map.into_iter().collect()
+    }
+}
 
 /// A reference to another record: its JSON:API type and id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,7 +149,7 @@ pub enum Link {
 pub struct Record {
     pub id: u64,
     /// Attribute values exactly as the API writes them in JSON.
-    pub attributes: Map<String, Value>,
+    pub attributes: Attributes,
     /// Relationship linkage by relationship name. A relationship of the
     /// catalog that is missing here is empty (`null` or `[]`).
     pub relationships: BTreeMap<String, Link>,
@@ -47,7 +159,7 @@ impl Record {
     pub fn new(id: u64) -> Record {
         Record {
             id,
-            attributes: Map::new(),
+            attributes: Attributes::new(),
             relationships: BTreeMap::new(),
         }
     }

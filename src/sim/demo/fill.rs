@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value};
 
 use crate::catalog::{Attribute, Catalog, JsonType, Resource};
-use crate::sim::store::{Record, Ref};
+use crate::sim::store::{Attributes, Record, Ref};
 
 use super::{DEMO_DEFAULT_CURRENCY, DEMO_ORGANIZATION_ID, Draft, decimal, ts};
 
@@ -250,7 +250,7 @@ pub(super) fn complete(draft: Draft, scratch: &mut Scratch) -> Record {
         slots[position] = Some(value);
     }
 
-    let mut attributes = Map::with_capacity(n);
+    let mut attributes = Attributes::new();
     for (name, value) in shape.names.iter().zip(slots.drain(..)) {
         attributes.insert((*name).to_string(), value.unwrap_or(Value::Null));
     }
@@ -264,9 +264,24 @@ pub(super) fn complete(draft: Draft, scratch: &mut Scratch) -> Record {
     record
 }
 
+/// Whether records of `kind` have the attribute `name`.
+fn has_attribute(kind: &str, name: &str) -> bool {
+    Catalog::get()
+        .resource(kind)
+        .is_some_and(|r| r.attribute(name).is_some())
+}
+
 /// Sets a money attribute and its `_default` / `_normalized` variants on a
-/// finished record (used when roll-ups revise amounts after the fact).
-pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, float: bool) {
+/// finished record of `kind` (used when roll-ups revise amounts after the
+/// fact).
+pub(super) fn set_money(
+    record: &mut Record,
+    kind: &str,
+    name: &str,
+    cents: i64,
+    rate: f64,
+    float: bool,
+) {
     let write = |v: i64| {
         if float {
             Value::from(v as f64)
@@ -279,7 +294,7 @@ pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, 
     attributes.insert(name.to_string(), write(cents));
     for suffix in ["_default", "_normalized"] {
         let variant = format!("{name}{suffix}");
-        if attributes.contains_key(&variant) {
+        if has_attribute(kind, &variant) {
             attributes.insert(variant, write(converted));
         }
     }
@@ -287,10 +302,10 @@ pub(super) fn set_money(record: &mut Record, name: &str, cents: i64, rate: f64, 
 
 /// Sets a ratio attribute (a margin) and its `_default` / `_normalized`
 /// variants, which carry the same value.
-pub(super) fn set_ratio(record: &mut Record, name: &str, value: Value) {
+pub(super) fn set_ratio(record: &mut Record, kind: &str, name: &str, value: Value) {
     for suffix in ["_default", "_normalized"] {
         let variant = format!("{name}{suffix}");
-        if record.attributes.contains_key(&variant) {
+        if has_attribute(kind, &variant) {
             record.attributes.insert(variant, value.clone());
         }
     }

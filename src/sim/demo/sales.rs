@@ -728,9 +728,17 @@ impl Generator {
                 record
                     .attributes
                     .insert("credited".into(), Value::Bool(true));
-                set_money(record, "amount_credited", -amount - tax, rate, false);
                 set_money(
                     record,
+                    "invoices",
+                    "amount_credited",
+                    -amount - tax,
+                    rate,
+                    false,
+                );
+                set_money(
+                    record,
+                    "invoices",
                     "amount_credited_with_tax",
                     -amount - tax,
                     rate,
@@ -759,20 +767,21 @@ impl Generator {
             a.insert("worked_time".into(), Value::from(s.worked));
             a.insert("billable_time".into(), Value::from(s.billable_worked));
             a.insert("booked_time".into(), Value::from(s.booked));
-            set_ratio(record, "profit_margin", margin(revenue, cost));
-            set_money(record, "budget_used", revenue, rate, true);
-            set_money(record, "revenue", revenue, rate, true);
+            set_ratio(record, "services", "profit_margin", margin(revenue, cost));
+            set_money(record, "services", "budget_used", revenue, rate, true);
+            set_money(record, "services", "revenue", revenue, rate, true);
             set_money(
                 record,
+                "services",
                 "projected_revenue",
                 revenue.max(budget_total),
                 rate,
                 true,
             );
-            set_money(record, "work_cost", s.work_cost, rate, true);
-            set_money(record, "cost", cost, rate, true);
-            set_money(record, "profit", revenue - cost, rate, true);
-            set_money(record, "expense_amount", s.expenses, rate, true);
+            set_money(record, "services", "work_cost", s.work_cost, rate, true);
+            set_money(record, "services", "cost", cost, rate, true);
+            set_money(record, "services", "profit", revenue - cost, rate, true);
+            set_money(record, "services", "expense_amount", s.expenses, rate, true);
         }
 
         for i in 0..self.deals.len() {
@@ -809,20 +818,28 @@ impl Generator {
             let a = &mut record.attributes;
             a.insert("worked_time".into(), Value::from(worked));
             a.insert("billable_time".into(), Value::from(billable));
-            set_ratio(record, "profit_margin", margin(revenue, cost));
+            set_ratio(record, "deals", "profit_margin", margin(revenue, cost));
             let rate = deal.rate;
-            set_money(record, "budget_total", total, rate, false);
-            set_money(record, "services_revenue", total, rate, false);
-            set_money(record, "deal_value", total, rate, false);
-            set_money(record, "revenue", revenue, rate, false);
-            set_money(record, "budget_used", revenue, rate, false);
-            set_money(record, "projected_revenue", revenue.max(total), rate, false);
-            set_money(record, "cost", cost, rate, false);
-            set_money(record, "profit", revenue - cost, rate, false);
-            set_money(record, "expense", expenses, rate, false);
-            set_money(record, "invoiced", invoiced, rate, false);
+            set_money(record, "deals", "budget_total", total, rate, false);
+            set_money(record, "deals", "services_revenue", total, rate, false);
+            set_money(record, "deals", "deal_value", total, rate, false);
+            set_money(record, "deals", "revenue", revenue, rate, false);
+            set_money(record, "deals", "budget_used", revenue, rate, false);
             set_money(
                 record,
+                "deals",
+                "projected_revenue",
+                revenue.max(total),
+                rate,
+                false,
+            );
+            set_money(record, "deals", "cost", cost, rate, false);
+            set_money(record, "deals", "profit", revenue - cost, rate, false);
+            set_money(record, "deals", "expense", expenses, rate, false);
+            set_money(record, "deals", "invoiced", invoiced, rate, false);
+            set_money(
+                record,
+                "deals",
                 "pending_invoicing",
                 (revenue - invoiced).max(0),
                 rate,
