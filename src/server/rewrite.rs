@@ -151,6 +151,52 @@ pub fn fix_statement(stmt: &mut Statement) {
     let _ = stmt.visit(&mut FunctionsInFrom);
     let _ = stmt.visit(&mut UserKeyword);
     let _ = stmt.visit(&mut InSubqueryOutsideFilters);
+    let _ = stmt.visit(&mut ComputedRegclass);
+}
+
+/// A cast of a computed name to `regclass` (Metabase's field sync:
+/// `CAST(FORMAT('%I.%I', schema, table) AS REGCLASS)`) becomes
+/// `to_regclass(name)`; DataFusion would cast the text to an integer.
+/// Casts of literals and of oid columns are left to the catalog.
+struct ComputedRegclass;
+
+impl VisitorMut for ComputedRegclass {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let target = data_type.to_string().to_ascii_lowercase();
+        if target.trim_start_matches("pg_catalog.") != "regclass" {
+            return ControlFlow::Continue(());
+        }
+        let computed_text = match inner.as_ref() {
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("format")),
+            Expr::BinaryOp { op, .. } => {
+                *op == datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat
+            }
+            _ => false,
+        };
+        if computed_text {
+            let name = std::mem::replace(
+                inner.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *expr = call("to_regclass", vec![name]);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// DataFusion plans `x IN (SELECT ...)` only in WHERE and HAVING; in a
