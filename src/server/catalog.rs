@@ -744,6 +744,22 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn names_split_like_postgres() {
+        let parts = |n: &str| name_parts(n);
+        assert_eq!(
+            parts("public.Tasks"),
+            Some(vec!["public".to_owned(), "tasks".to_owned()])
+        );
+        assert_eq!(
+            parts("\"My \"\"x\"\".\"T.a\""),
+            Some(vec!["My \"x\"".to_owned(), "T.a".to_owned()])
+        );
+        assert_eq!(parts("a..b"), None);
+        assert_eq!(parts("\"open"), None);
+        assert_eq!(parts(""), None);
+    }
+
     #[tokio::test]
     async fn comments_reach_col_description_and_pg_description() {
         let config = SessionConfig::new().with_default_catalog_and_schema("productive", "public");

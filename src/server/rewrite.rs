@@ -658,6 +658,86 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn numeric_text_parameters_keep_their_scale() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let run = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let plan = ctx.state().create_logical_plan(sql).await.expect("plans");
+                // As the wire layer deserializes '12.50' for numeric(38,10).
+                let bound = ParamValues::List(vec![ScalarAndMetadata::new(
+                    ScalarValue::Decimal128(Some(125_000_000_000), 38, 10),
+                    None,
+                )]);
+                let values =
+                    numeric_params_as_text(&plan, bound, |i| (i == 0).then(|| "12.50".to_owned()))
+                        .expect("walks");
+                let plan = plan.replace_params_with_values(&values).expect("binds");
+                let plan = keep_numeric_scale(plan).expect("rewrites");
+                let batches = ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .expect("runs")
+                    .collect()
+                    .await
+                    .expect("collects");
+                datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0)
+                    .expect("prints")
+            }
+        };
+        assert_eq!(run("SELECT CAST($1 AS numeric) AS a").await, "12.50");
+        // A parameter also used elsewhere keeps the type it was bound with.
+        assert_eq!(
+            run("SELECT CAST($1 AS numeric) AS a WHERE $1 > 0").await,
+            "12.5000000000"
+        );
+    }
+
+    fn fixed(sql: &str) -> String {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("valid SQL")
+            .remove(0);
+        fix_statement(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn functions_in_from_become_derived_tables() {
+        assert_eq!(
+            fixed("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
+            "SELECT s[i] FROM (SELECT unnest(generate_series(1, 2)) AS i) AS i, \
+             (SELECT string_to_array('a,b', ',') AS s) AS s"
+        );
+        // A table function without an alias, or with column names, stays.
+        assert_eq!(
+            fixed("SELECT * FROM generate_series(1, 2)"),
+            "SELECT * FROM generate_series(1, 2)"
+        );
+        assert_eq!(
+            fixed("SELECT * FROM generate_series(1, 2) AS g(n)"),
+            "SELECT * FROM generate_series(1, 2) AS g (n)"
+        );
+    }
+
+    #[test]
+    fn in_subquery_outside_filters_becomes_membership() {
+        assert_eq!(
+            fixed("SELECT x IN (SELECT y FROM t) AS a FROM u WHERE x IN (SELECT y FROM t)"),
+            "SELECT (coalesce(array_has((SELECT array_agg(__in.__v) FROM (SELECT y FROM t) \
+             AS __in (__v)), x), false)) AS a FROM u WHERE x IN (SELECT y FROM t)"
+        );
+    }
+
+    #[test]
+    fn user_and_computed_regclass() {
+        assert_eq!(fixed("SELECT user"), "SELECT session_user");
+        assert_eq!(
+            fixed("SELECT CAST(format('%I.%I', s, t) AS REGCLASS), CAST(c.oid AS REGCLASS) FROM c"),
+            "SELECT to_regclass(format('%I.%I', s, t)), CAST(c.oid AS REGCLASS) FROM c"
+        );
+    }
+
     #[test]
     fn generate_subscripts_becomes_a_series() {
         let mut stmt = Parser::parse_sql(
