@@ -752,7 +752,7 @@ mod tests {
             Some(vec!["public".to_owned(), "tasks".to_owned()])
         );
         assert_eq!(
-            parts("\"My \"\"x\"\".\"T.a\""),
+            parts("\"My \"\"x\"\"\".\"T.a\""),
             Some(vec!["My \"x\"".to_owned(), "T.a".to_owned()])
         );
         assert_eq!(parts("a..b"), None);

@@ -249,9 +249,10 @@ mod tests {
         assert_eq!(f("%L, %L", &[Some("it's"), None]), "'it''s', NULL");
         assert_eq!(f("%L", &[Some("a\\b")]), "E'a\\\\b'");
         assert_eq!(f("[%s]", &[None]), "[]");
+        // After an explicit position, the next argument follows it.
         assert_eq!(
             f("%2$s %1$s %s", &[Some("a"), Some("b"), Some("c")]),
-            "b a c"
+            "b a b"
         );
         assert_eq!(f("|%5s|%-5s|", &[Some("ab"), Some("cd")]), "|   ab|cd   |");
         assert_eq!(f("100%%", &[]), "100%");

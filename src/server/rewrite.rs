@@ -295,7 +295,7 @@ impl VisitorMut for UserKeyword {
 /// `generate_series` table names its column `value`, and scalar functions
 /// cannot stand in FROM, so each becomes a one-column derived table:
 /// `(SELECT unnest(generate_series(lo, hi)) AS i) AS i` and
-/// `(SELECT string_to_array(text, ',') AS s) AS s`. Only these two
+/// `(SELECT string_to_array(text, ',') AS s) s`. Only these two
 /// functions, with a plain alias and no column list, are rewritten.
 struct FunctionsInFrom;
 
@@ -621,9 +621,9 @@ mod tests {
         assert_eq!(
             stmt.to_string(),
             "SELECT kc.column_name FROM pg_catalog.information_schema_table_constraints AS tc \
-             JOIN pg_catalog.information_schema_key_column_usage AS kc ON true \
-             JOIN pg_catalog.information_schema_columns AS c ON true \
-             JOIN information_schema.tables AS t ON true"
+             JOIN pg_catalog.information_schema_key_column_usage kc ON true \
+             JOIN pg_catalog.information_schema_columns c ON true \
+             JOIN information_schema.tables t ON true"
         );
     }
 
@@ -707,7 +707,7 @@ mod tests {
         assert_eq!(
             fixed("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
             "SELECT s[i] FROM (SELECT unnest(generate_series(1, 2)) AS i) AS i, \
-             (SELECT string_to_array('a,b', ',') AS s) AS s"
+             (SELECT string_to_array('a,b', ',') AS s) s"
         );
         // A table function without an alias, or with column names, stays.
         assert_eq!(
