@@ -640,11 +640,14 @@ async fn copy_to_stdout_in_text_and_csv() {
 async fn grafana_table_picker_reads_the_search_path() {
     let server = start().await;
     let client = connect(server.addr).await;
-    let search_path = "SELECT\n            CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE \
-                       trim(s[i]) END\n          FROM\n            generate_series(\n              \
-                       array_lower(string_to_array(current_setting('search_path'),','),1),\n              \
-                       array_upper(string_to_array(current_setting('search_path'),','),1)\n            \
-                       ) as i,\n            string_to_array(current_setting('search_path'),',') s";
+    let search_path = concat!(
+        "SELECT\n            CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END\n",
+        "          FROM\n            generate_series(\n",
+        "              array_lower(string_to_array(current_setting('search_path'),','),1),\n",
+        "              array_upper(string_to_array(current_setting('search_path'),','),1)\n",
+        "            ) as i,\n",
+        "            string_to_array(current_setting('search_path'),',') s"
+    );
     let tables = rows(
         &client,
         &format!(
