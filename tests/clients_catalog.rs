@@ -632,3 +632,73 @@ async fn copy_to_stdout_in_text_and_csv() {
     assert_eq!(server_support::code(&err), "0A000");
     assert_eq!(rows(&client, "SELECT 1").await.len(), 1);
 }
+
+/// Grafana's table picker names tables on the search path without their
+/// schema; it finds the path with functions in FROM and an IN subquery in
+/// the select list.
+#[tokio::test]
+async fn grafana_table_picker_reads_the_search_path() {
+    let server = start().await;
+    let client = connect(server.addr).await;
+    let search_path = concat!(
+        "SELECT\n            CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END\n",
+        "          FROM\n            generate_series(\n",
+        "              array_lower(string_to_array(current_setting('search_path'),','),1),\n",
+        "              array_upper(string_to_array(current_setting('search_path'),','),1)\n",
+        "            ) as i,\n",
+        "            string_to_array(current_setting('search_path'),',') s"
+    );
+    let tables = rows(
+        &client,
+        &format!(
+            "SELECT CASE WHEN quote_ident(table_schema) IN ({search_path}) \
+             THEN quote_ident(table_name) \
+             ELSE quote_ident(table_schema) || '.' || quote_ident(table_name) END AS \"table\" \
+             FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
+        ),
+    )
+    .await;
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(tables, vec![vec![some("projects")], vec![some("tasks")]]);
+}
+
+/// `format` and `to_regclass`, as Metabase's field sync combines them.
+#[tokio::test]
+async fn format_and_to_regclass_answer_like_postgres() {
+    let server = start().await;
+    let client = connect(server.addr).await;
+    let tasks = oid_of(&client, "tasks").await;
+    let got = rows(
+        &client,
+        "SELECT format('%I.%I', 'public', 'My Table'), format('%s|%L|%L', NULL, 'it''s', NULL), \
+         CAST(CAST(format('%I.%I', 'public', 'tasks') AS REGCLASS) AS OID), \
+         to_regclass('tasks'), to_regclass('public.nosuch')",
+    )
+    .await;
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        got,
+        vec![vec![
+            some("public.\"My Table\""),
+            some("|'it''s'|NULL"),
+            Some(tasks.clone()),
+            Some(tasks),
+            None,
+        ]]
+    );
+    let err = client
+        .simple_query("SELECT format('%s %s', 'a')")
+        .await
+        .expect_err("too few arguments");
+    assert_eq!(server_support::code(&err), "22023");
+    let err = client
+        .simple_query("SELECT format('%I', NULL)")
+        .await
+        .expect_err("NULL identifier");
+    assert_eq!(server_support::code(&err), "22004");
+    assert_eq!(
+        rows(&client, "SELECT 1").await.len(),
+        1,
+        "session still usable"
+    );
+}

@@ -163,8 +163,10 @@ public class Checks {
             List<Map<String, Object>> r = rows(md.getTypeInfo());
             expect(any(r, "type_name", "int8") && any(r, "type_name", "timestamptz"), "types");
         });
-        check(c, "getProcedures", x -> rows(md.getProcedures(null, "public", "%")));
-        check(c, "getFunctions", x -> rows(md.getFunctions(null, "public", "%")));
+        check(c, "getProcedures", x -> expect(any(rows(md.getProcedures(null, "public", "%")),
+                "procedure_name", "ArchiveProject"), "ArchiveProject not listed"));
+        check(c, "getFunctions", x -> expect(any(rows(md.getFunctions(null, "public", "%")),
+                "function_name", "archive_project"), "archive_project not listed"));
 
         check(c, "plain query values", x -> {
             try (Statement s = x.createStatement();

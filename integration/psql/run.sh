@@ -31,8 +31,8 @@ check '\d tasks primary key' '"tasks_pkey" PRIMARY KEY, btree \(id\)' -c '\d tas
 check '\d tasks foreign keys' 'FOREIGN KEY \(project_id\) REFERENCES projects\(id\)' -c '\d tasks'
 check '\d+ tasks' '^ *title *\| text .*\| extended ' -c '\d+ tasks'
 check '\d+ tasks comments' 'id of the related projects record' -c '\d+ tasks'
-# No user-defined functions yet: \df must run and list what there is.
-check '\df' 'List of functions' -c '\df'
+# \df lists the API's actions as procedures and functions.
+check '\df' '^ public \| ArchiveProject +\| +\| "projectId" bigint +\| proc$' -c '\df'
 check '\du' 'List of roles' -c '\du'
 check '\x' '^title +\| ' -c '\x' -c 'SELECT id, title FROM tasks ORDER BY id LIMIT 1'
 check 'select with values' '^[1-9][0-9]*$' -At -c 'SELECT count(*) FROM tasks'

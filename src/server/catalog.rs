@@ -57,6 +57,8 @@ struct CommentStore {
     comments: Vec<TableComment>,
     /// (relation oid, attnum or 0) → text, valid for this session's oids.
     resolved: RwLock<HashMap<(i64, i64), String>>,
+    /// (schema, relation) → oid, for `to_regclass`.
+    relations: RwLock<HashMap<(String, String), i64>>,
 }
 
 impl CommentStore {
@@ -99,6 +101,7 @@ pub fn install_catalog(
     let store = Arc::new(CommentStore {
         comments: comments.to_vec(),
         resolved: RwLock::default(),
+        relations: RwLock::default(),
     });
     {
         let state_ref = ctx.state_ref();
@@ -126,7 +129,11 @@ pub fn install_catalog(
     }
 
     ctx.register_udf(ScalarUDF::new_from_impl(Describe::column(store.clone())));
-    ctx.register_udf(ScalarUDF::new_from_impl(Describe::object(store)));
+    ctx.register_udf(ScalarUDF::new_from_impl(Describe::object(store.clone())));
+    ctx.register_udf(ScalarUDF::new_from_impl(ToRegclass {
+        signature: Signature::any(1, Volatility::Stable),
+        store,
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SizePretty::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(TableSize::new()));
@@ -155,9 +162,10 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
         .sql(
             "SELECT CAST(c.oid AS BIGINT) AS oid, c.relname, \
              CAST(a.attnum AS BIGINT) AS attnum, a.attname, \
-             CAST(c.relnamespace AS BIGINT) AS relnamespace \
+             CAST(c.relnamespace AS BIGINT) AS relnamespace, n.nspname \
              FROM pg_catalog.pg_class c \
              LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+             LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind <> 'i'",
         )
         .await?
@@ -165,7 +173,10 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
         .await?;
     let mut tables: HashMap<String, (i64, i64)> = HashMap::new();
     let mut columns: HashMap<(i64, String), i64> = HashMap::new();
+    let mut relations: HashMap<(String, String), i64> = HashMap::new();
     for batch in &batches {
+        let schemas = cast(batch.column(5), &DataType::Utf8)?;
+        let schemas = schemas.as_string::<i32>();
         let oids = batch.column(0).as_primitive::<Int64Type>();
         let names = cast(batch.column(1), &DataType::Utf8)?;
         let names = names.as_string::<i32>();
@@ -186,6 +197,11 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
             tables
                 .entry(names.value(row).to_owned())
                 .or_insert((oid, namespace));
+            if !schemas.is_null(row) {
+                relations
+                    .entry((schemas.value(row).to_owned(), names.value(row).to_owned()))
+                    .or_insert(oid);
+            }
             if !attnums.is_null(row) && !attnames.is_null(row) {
                 columns.insert((oid, attnames.value(row).to_owned()), attnums.value(row));
             }
@@ -207,6 +223,7 @@ pub async fn refresh_comments(ctx: &SessionContext) -> Result<()> {
         resolved.insert((oid, subid), comment.text.clone());
     }
     *store.resolved.write().unwrap_or_else(|p| p.into_inner()) = resolved;
+    *store.relations.write().unwrap_or_else(|p| p.into_inner()) = relations;
     Ok(())
 }
 
@@ -305,6 +322,130 @@ impl ScalarUDFImpl for Describe {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `to_regclass(name)`: the oid of the relation a possibly qualified,
+/// possibly quoted name (`public.tasks`, `"Tasks"`) denotes, or NULL.
+/// Unqualified names are looked up in `pg_catalog`, then `public`. It is
+/// also what a cast of a computed name to `regclass` becomes (Metabase's
+/// `CAST(FORMAT('%I.%I', schema, table) AS REGCLASS)`), except that an
+/// unknown name reads NULL instead of failing. Names resolve against the
+/// oids of the last catalog refresh, which runs before a statement that
+/// mentions `regclass`; with neither comments nor keys registered there is
+/// none, and every name reads NULL.
+#[derive(Debug)]
+struct ToRegclass {
+    signature: Signature,
+    store: Arc<CommentStore>,
+}
+
+impl PartialEq for ToRegclass {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.store, &other.store)
+    }
+}
+
+impl Eq for ToRegclass {}
+
+impl std::hash::Hash for ToRegclass {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "to_regclass".hash(state);
+    }
+}
+
+/// The parts of a dotted SQL name: quoted parts as written, others lower
+/// case. `None` when the name is malformed.
+pub(crate) fn name_parts(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = name.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_owned();
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+impl ToRegclass {
+    fn resolve(&self, name: &str) -> Option<i32> {
+        let parts = name_parts(name)?;
+        let relations = self
+            .store
+            .relations
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let find = |schema: &str, table: &str| {
+            relations
+                .get(&(schema.to_owned(), table.to_owned()))
+                .and_then(|oid| i32::try_from(*oid).ok())
+        };
+        match parts.as_slice() {
+            [table] => find("pg_catalog", table).or_else(|| find("public", table)),
+            [schema, table] | [_, schema, table] => find(schema, table),
+            _ => None,
+        }
+    }
+}
+
+impl ScalarUDFImpl for ToRegclass {
+    fn name(&self) -> &str {
+        "to_regclass"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return Err(DataFusionError::Plan("to_regclass needs a name".into()));
+        };
+        let names = cast(&arg.to_array(rows)?, &DataType::Utf8)?;
+        let names = names.as_string::<i32>();
+        let oids: Int32Array = (0..rows)
+            .map(|row| {
+                if names.is_null(row) {
+                    None
+                } else {
+                    self.resolve(names.value(row))
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(oids)))
     }
 }
 
@@ -602,6 +743,22 @@ mod tests {
     use datafusion::prelude::SessionConfig;
 
     use super::*;
+
+    #[test]
+    fn names_split_like_postgres() {
+        let parts = |n: &str| name_parts(n);
+        assert_eq!(
+            parts("public.Tasks"),
+            Some(vec!["public".to_owned(), "tasks".to_owned()])
+        );
+        assert_eq!(
+            parts("\"My \"\"x\"\"\".\"T.a\""),
+            Some(vec!["My \"x\"".to_owned(), "T.a".to_owned()])
+        );
+        assert_eq!(parts("a..b"), None);
+        assert_eq!(parts("\"open"), None);
+        assert_eq!(parts(""), None);
+    }
 
     #[tokio::test]
     async fn comments_reach_col_description_and_pg_description() {

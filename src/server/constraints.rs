@@ -679,9 +679,13 @@ impl KeyViewTable {
                     }
                     KeyView::KeyColumnUsage => {
                         row.insert("column_name", text(column));
-                        row.insert("ordinal_position", int(1));
+                        // Single-column keys: the column is the first.
+                        row.insert("ordinal_position", ScalarValue::Int32(Some(1)));
                         if !primary {
-                            row.insert("position_in_unique_constraint", int(1));
+                            row.insert(
+                                "position_in_unique_constraint",
+                                ScalarValue::Int32(Some(1)),
+                            );
                         }
                     }
                 }

@@ -282,6 +282,7 @@ pub fn install_functions(ctx: &SessionContext) {
         signature: Signature::any(3, Volatility::Volatile),
     }));
     ctx.register_udtf("pg_show_all_settings", Arc::new(ShowAllSettings));
+    super::format::install(ctx);
 }
 
 /// `set_config(name, value, is_local)` as pgAdmin calls it at connect

@@ -962,7 +962,17 @@ impl QueryHandler {
                 let wire: Vec<Option<&Type>> = prepared.param_types.iter().map(Some).collect();
                 let values = deserialize_parameters_with_server_types(portal, &inferred, &wire)?;
                 let plan = match &prepared.plan {
-                    Some(plan) => Some(plan.clone().replace_params_with_values(&values)?),
+                    Some(plan) => {
+                        let text_of = |i: usize| {
+                            if portal.parameter_format.is_binary(i) {
+                                return None;
+                            }
+                            let bytes = portal.parameters.get(i)?.as_ref()?;
+                            std::str::from_utf8(bytes).ok().map(str::to_owned)
+                        };
+                        let values = rewrite::numeric_params_as_text(plan, values, text_of)?;
+                        Some(plan.clone().replace_params_with_values(&values)?)
+                    }
                     None => None,
                 };
                 let mut notices = Vec::new();

@@ -14,6 +14,7 @@ pub mod constraints;
 pub mod copy;
 pub mod copy_in;
 pub mod errors;
+pub mod format;
 pub mod functions;
 pub mod handler;
 pub mod information_schema;

@@ -7,18 +7,24 @@
 //! element and partition ancestry to the table itself.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::ParamValues;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Cast, Expr as DfExpr, LogicalPlan, TryCast};
 use datafusion::scalar::ScalarValue;
 
 use super::information_schema::served_name;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Statement, VisitMut, VisitorMut,
+    ObjectNamePart, OrderBy, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor,
+    VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 /// Text replacements, applied in order wherever the text occurs.
 const TEXT_FIXES: &[(&str, &str)] = &[
@@ -71,6 +77,14 @@ const TEXT_FIXES: &[(&str, &str)] = &[
     ("'pg_constraint'::regclass", "2606"),
     ("'pg_proc'::regclass", "1255"),
     ("'pg_type'::regclass", "1247"),
+    // Grafana's table picker resolves the search path with a subquery
+    // that datafusion-pg-catalog's parser replaces with '' (so no schema
+    // was ever on the path); spelling `user` as `current_user` keeps the
+    // subquery, which the AST fixes below make plannable.
+    (
+        "= '\"$user\"' THEN user ELSE",
+        "= '\"$user\"' THEN current_user ELSE",
+    ),
     // pgjdbc's type cache compares typinput with a regproc literal; our
     // typinput holds the function's name.
     (
@@ -134,6 +148,204 @@ fn fix_partition_ancestors(sql: &str) -> Option<String> {
 pub fn fix_statement(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Subscripts);
     let _ = stmt.visit(&mut InformationSchemaViews);
+    let _ = stmt.visit(&mut FunctionsInFrom);
+    let _ = stmt.visit(&mut UserKeyword);
+    let _ = stmt.visit(&mut InSubqueryOutsideFilters);
+    let _ = stmt.visit(&mut ComputedRegclass);
+}
+
+/// A cast of a computed name to `regclass` (Metabase's field sync:
+/// `CAST(FORMAT('%I.%I', schema, table) AS REGCLASS)`) becomes
+/// `to_regclass(name)`; DataFusion would cast the text to an integer.
+/// Casts of literals and of oid columns are left to the catalog.
+struct ComputedRegclass;
+
+impl VisitorMut for ComputedRegclass {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let target = data_type.to_string().to_ascii_lowercase();
+        if target.trim_start_matches("pg_catalog.") != "regclass" {
+            return ControlFlow::Continue(());
+        }
+        let computed_text = match inner.as_ref() {
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("format")),
+            Expr::BinaryOp { op, .. } => {
+                *op == datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat
+            }
+            _ => false,
+        };
+        if computed_text {
+            let name = std::mem::replace(
+                inner.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *expr = call("to_regclass", vec![name]);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// DataFusion plans `x IN (SELECT ...)` only in WHERE and HAVING; in a
+/// select list or ORDER BY (Grafana's table picker: `CASE WHEN
+/// quote_ident(table_schema) IN (SELECT ...) THEN ...`) it fails at
+/// execution. There it becomes a membership test of the subquery's values:
+/// `coalesce(array_has((SELECT array_agg(v) FROM (SELECT ...) AS t(v)), x),
+/// false)`. Unlike PostgreSQL, a NULL on either side reads as not found
+/// instead of NULL; a correlated subquery stays unsupported.
+struct InSubqueryOutsideFilters;
+
+fn in_subquery_as_membership(expr: &mut Expr) {
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(expr, |e| {
+        if let Expr::InSubquery {
+            expr: needle,
+            subquery,
+            negated,
+        } = e
+        {
+            let test = format!(
+                "coalesce(array_has((SELECT array_agg(__in.__v) FROM ({subquery}) AS __in(__v)), \
+                 {needle}), false)"
+            );
+            let test = if *negated {
+                format!("NOT {test}")
+            } else {
+                test
+            };
+            if let Ok(parsed) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&test)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *e = Expr::Nested(Box::new(parsed));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+impl VisitorMut for InSubqueryOutsideFilters {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        in_subquery_as_membership(e);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(OrderBy {
+            kind: OrderByKind::Expressions(items),
+            ..
+        }) = &mut query.order_by
+        {
+            for item in items {
+                in_subquery_as_membership(&mut item.expr);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// PostgreSQL's `user` is `current_user` (Grafana's search path query);
+/// DataFusion has no function of that name, and answers `current_user` as
+/// `session_user`, which is what `user` becomes.
+struct UserKeyword;
+
+impl VisitorMut for UserKeyword {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // The parser reads `user` as a call without parentheses.
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let is_user = matches!(function.args, FunctionArguments::None)
+            && matches!(function.name.0.as_slice(), [part] if part
+                .as_ident()
+                .is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("user")));
+        if is_user {
+            function.name =
+                ObjectName(vec![ObjectNamePart::Identifier(Ident::new("session_user"))]);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Grafana's table picker reads the search path with two functions in
+/// FROM, each named by a table alias that is also its column:
+/// `generate_series(lo, hi) AS i` (a set of integers) and
+/// `string_to_array(text, ',') s` (one array). DataFusion's
+/// `generate_series` table names its column `value`, and scalar functions
+/// cannot stand in FROM, so each becomes a one-column derived table:
+/// `(SELECT unnest(generate_series(lo, hi)) AS i) AS i` and
+/// `(SELECT string_to_array(text, ',') AS s) s`. Only these two
+/// functions, with a plain alias and no column list, are rewritten.
+struct FunctionsInFrom;
+
+impl VisitorMut for FunctionsInFrom {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            alias: Some(alias),
+            args: Some(args),
+            with_ordinality: false,
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        if !alias.columns.is_empty() || args.settings.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let Some(function) = name.0.last().and_then(|p| p.as_ident()) else {
+            return ControlFlow::Continue(());
+        };
+        let function = function.value.to_ascii_lowercase();
+        let list = args
+            .args
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let column = alias.name.to_string();
+        let select = match function.as_str() {
+            "generate_series" => format!("SELECT unnest(generate_series({list})) AS {column}"),
+            "string_to_array" => format!("SELECT string_to_array({list}) AS {column}"),
+            _ => return ControlFlow::Continue(()),
+        };
+        let Ok(subquery) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&select)
+            .and_then(|mut p| p.parse_query())
+        else {
+            return ControlFlow::Continue(());
+        };
+        *factor = TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias.clone()),
+            sample: None,
+        };
+        ControlFlow::Continue(())
+    }
 }
 
 /// The type DataFusion gives `numeric` without precision and scale.
@@ -181,6 +393,66 @@ pub fn keep_numeric_scale(plan: LogicalPlan) -> datafusion::error::Result<Logica
         .data
         .transform_up(|node| node.recompute_schema().map(Transformed::yes))
         .map(|t| t.data)
+}
+
+/// Parameters bound as text whose every use is a cast to unconstrained
+/// `numeric` (`CAST($1 AS numeric)`, node-postgres' `$1::numeric`) are
+/// bound as the text itself, so that [`keep_numeric_scale`] keeps its
+/// scale as it does for a literal. `text_of(i)` is the text of parameter
+/// `i` (from 0) when it was sent in text format.
+///
+/// # Errors
+/// Fails when the plan cannot be walked.
+pub fn numeric_params_as_text(
+    plan: &LogicalPlan,
+    values: ParamValues,
+    text_of: impl Fn(usize) -> Option<String>,
+) -> datafusion::error::Result<ParamValues> {
+    let ParamValues::List(mut list) = values else {
+        return Ok(values);
+    };
+    let mut uses: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    let index = |e: &DfExpr| match e {
+        DfExpr::Placeholder(p) => {
+            p.id.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+        }
+        _ => None,
+    };
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                let cast_of = match e {
+                    DfExpr::Cast(c) if c.field.data_type() == &UNCONSTRAINED_NUMERIC => {
+                        Some(c.expr.as_ref())
+                    }
+                    DfExpr::TryCast(c) if c.field.data_type() == &UNCONSTRAINED_NUMERIC => {
+                        Some(c.expr.as_ref())
+                    }
+                    _ => None,
+                };
+                if let Some(n) = cast_of.and_then(index) {
+                    uses.entry(n).or_default().0 += 1;
+                }
+                if let Some(n) = index(e) {
+                    uses.entry(n).or_default().1 += 1;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for (n, (casts, all)) in uses {
+        if casts != all || n >= list.len() {
+            continue;
+        }
+        if let Some(text) = text_of(n) {
+            list[n] = ScalarAndMetadata::new(ScalarValue::Utf8(Some(text)), None);
+        }
+    }
+    Ok(ParamValues::List(list))
 }
 
 /// The scale of a text literal holding a plain decimal number (`12.50` →
@@ -297,8 +569,6 @@ impl VisitorMut for Subscripts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     #[test]
     fn pgjdbc_key_queries_lose_expandarray() {
@@ -351,9 +621,9 @@ mod tests {
         assert_eq!(
             stmt.to_string(),
             "SELECT kc.column_name FROM pg_catalog.information_schema_table_constraints AS tc \
-             JOIN pg_catalog.information_schema_key_column_usage AS kc ON true \
-             JOIN pg_catalog.information_schema_columns AS c ON true \
-             JOIN information_schema.tables AS t ON true"
+             JOIN pg_catalog.information_schema_key_column_usage kc ON true \
+             JOIN pg_catalog.information_schema_columns c ON true \
+             JOIN information_schema.tables t ON true"
         );
     }
 
@@ -385,6 +655,86 @@ mod tests {
         assert_eq!(
             text("SELECT TRY_CAST('0.125' AS numeric) AS a").await,
             "0.125"
+        );
+    }
+
+    #[tokio::test]
+    async fn numeric_text_parameters_keep_their_scale() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let run = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let plan = ctx.state().create_logical_plan(sql).await.expect("plans");
+                // As the wire layer deserializes '12.50' for numeric(38,10).
+                let bound = ParamValues::List(vec![ScalarAndMetadata::new(
+                    ScalarValue::Decimal128(Some(125_000_000_000), 38, 10),
+                    None,
+                )]);
+                let values =
+                    numeric_params_as_text(&plan, bound, |i| (i == 0).then(|| "12.50".to_owned()))
+                        .expect("walks");
+                let plan = plan.replace_params_with_values(&values).expect("binds");
+                let plan = keep_numeric_scale(plan).expect("rewrites");
+                let batches = ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .expect("runs")
+                    .collect()
+                    .await
+                    .expect("collects");
+                datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0)
+                    .expect("prints")
+            }
+        };
+        assert_eq!(run("SELECT CAST($1 AS numeric) AS a").await, "12.50");
+        // A parameter also used elsewhere keeps the type it was bound with.
+        assert_eq!(
+            run("SELECT CAST($1 AS numeric) AS a WHERE $1 > 0").await,
+            "12.5000000000"
+        );
+    }
+
+    fn fixed(sql: &str) -> String {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("valid SQL")
+            .remove(0);
+        fix_statement(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn functions_in_from_become_derived_tables() {
+        assert_eq!(
+            fixed("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
+            "SELECT s[i] FROM (SELECT unnest(generate_series(1, 2)) AS i) AS i, \
+             (SELECT string_to_array('a,b', ',') AS s) s"
+        );
+        // A table function without an alias, or with column names, stays.
+        assert_eq!(
+            fixed("SELECT * FROM generate_series(1, 2)"),
+            "SELECT * FROM generate_series(1, 2)"
+        );
+        assert_eq!(
+            fixed("SELECT * FROM generate_series(1, 2) AS g(n)"),
+            "SELECT * FROM generate_series(1, 2) AS g (n)"
+        );
+    }
+
+    #[test]
+    fn in_subquery_outside_filters_becomes_membership() {
+        assert_eq!(
+            fixed("SELECT x IN (SELECT y FROM t) AS a FROM u WHERE x IN (SELECT y FROM t)"),
+            "SELECT (coalesce(array_has((SELECT array_agg(__in.__v) FROM (SELECT y FROM t) \
+             AS __in (__v)), x), false)) AS a FROM u WHERE x IN (SELECT y FROM t)"
+        );
+    }
+
+    #[test]
+    fn user_and_computed_regclass() {
+        assert_eq!(fixed("SELECT user"), "SELECT session_user");
+        assert_eq!(
+            fixed("SELECT CAST(format('%I.%I', s, t) AS REGCLASS), CAST(c.oid AS REGCLASS) FROM c"),
+            "SELECT to_regclass(format('%I.%I', s, t)), CAST(c.oid AS REGCLASS) FROM c"
         );
     }
 
