@@ -94,6 +94,10 @@ pub fn to_error_fields(err: &ServerError) -> ErrorFields {
     match err {
         ServerError::Sql(e) => ErrorFields::from_sql(e),
         ServerError::DataFusion(e) => from_datafusion(e),
+        ServerError::Parse(ParserError::RecursionLimitExceeded) => ErrorFields::error(
+            codes::STATEMENT_TOO_COMPLEX,
+            parser_message(&ParserError::RecursionLimitExceeded),
+        ),
         ServerError::Parse(e) => ErrorFields::error(codes::SYNTAX_ERROR, parser_message(e)),
         ServerError::Interrupted(Interruption::UserRequest) => ErrorFields::error(
             codes::QUERY_CANCELED,
