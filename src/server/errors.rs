@@ -344,6 +344,8 @@ mod tests {
             "42601"
         );
         assert_eq!(code_of(DataFusionError::SQL(Box::new(e), None)), "42601");
+        let deep = ServerError::Parse(ParserError::RecursionLimitExceeded);
+        assert_eq!(to_error_fields(&deep).code, "54001");
     }
 
     #[test]
