@@ -323,6 +323,19 @@ fn known_malformed_messages_get_an_error_or_a_close() {
             other => panic!("embedded NUL: {other:?}"),
         }
 
+        // Bodies whose counts point past their end.
+        for (tag, body) in [
+            (b'B', &b"\0\0\0\x05"[..]),
+            (b'P', b"a\0b\0\0\x02\0\0"),
+            (b'E', b"\0\0\x05"),
+        ] {
+            let outcome = send_and_watch(logged_in(s).await, &message(tag, body), false).await;
+            match &outcome {
+                Outcome::Closed { error: Some(e) } => assert_eq!(error_code(e), Some("08P01")),
+                other => panic!("{} {body:?}: {other:?}", tag as char),
+            }
+        }
+
         // A truncated message, then the client goes away.
         let mut cut = message(b'Q', &cstr(b"SELECT 1"));
         cut.truncate(7);

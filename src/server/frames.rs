@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::PgWireError;
 use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::PgWireMessageServerCodec;
 use tokio::io::AsyncReadExt;
 use tokio_util::codec::Decoder;
 
@@ -139,6 +140,21 @@ fn one_string(body: &[u8]) -> Result<(), Option<FrameError>> {
     }
 }
 
+/// Decodes one whole message, which must be consumed exactly. pgwire's
+/// decoders index into bodies whose counts they trust (a Bind's parameter
+/// count, say); such a panic is a malformed message like any other.
+fn decode_frame<S>(codec: &mut PgWireMessageServerCodec<S>, mut frame: BytesMut) -> Read {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let message = codec.decode(&mut frame);
+        (message, frame.is_empty())
+    }));
+    match decoded {
+        Ok((Ok(Some(message)), true)) => Read::Message(message),
+        Ok((Ok(_), _)) | Err(_) => Read::Refused(FrameError::protocol("invalid message format")),
+        Ok((Err(e), _)) => Read::Failed(e),
+    }
+}
+
 /// Reads the next message; `None` at end of input.
 pub(crate) async fn next_message(socket: &mut Framed) -> Option<Read> {
     let mut chunk = vec![0u8; 8192];
@@ -147,15 +163,11 @@ pub(crate) async fn next_message(socket: &mut Framed) -> Option<Read> {
         match frame_size(socket.read_buffer(), startup) {
             Err(e) => return Some(Read::Refused(e)),
             Ok(Some(size)) => {
-                let mut frame = socket.read_buffer_mut().split_to(size);
+                let frame = socket.read_buffer_mut().split_to(size);
                 if let Err(e) = check_text(&frame, startup) {
                     return Some(Read::Refused(e));
                 }
-                return Some(match socket.codec_mut().decode(&mut frame) {
-                    Ok(Some(message)) if frame.is_empty() => Read::Message(message),
-                    Ok(_) => Read::Refused(FrameError::protocol("invalid message format")),
-                    Err(e) => Read::Failed(e),
-                });
+                return Some(decode_frame(socket.codec_mut(), frame));
             }
             Ok(None) => {
                 // Let pgwire judge the declared length of the message type
@@ -186,6 +198,53 @@ mod tests {
         out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         out.extend_from_slice(body);
         out
+    }
+
+    fn ready_codec() -> PgWireMessageServerCodec<()> {
+        use pgwire::api::DefaultClient;
+        let mut client = DefaultClient::new("127.0.0.1:5432".parse().expect("addr"), false);
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        PgWireMessageServerCodec::new(client)
+    }
+
+    fn outcome(frame: &[u8]) -> Result<String, String> {
+        let mut codec = ready_codec();
+        match decode_frame(&mut codec, BytesMut::from(frame)) {
+            Read::Message(m) => Ok(format!("{m:?}")),
+            Read::Refused(e) => Err(e.code.to_owned()),
+            Read::Failed(e) => Err(format!("failed: {e}")),
+        }
+    }
+
+    #[test]
+    fn bodies_the_decoder_cannot_read_are_refused() {
+        // Each of these makes pgwire's own decoder panic.
+        for (tag, body) in [
+            (b'P', &b""[..]),
+            (b'P', b"a\0b\0\0\x02\0\0"),
+            (b'B', b"\0\0\0\x05"),
+            (b'B', b"\0\0\0\x01\0\0\0\x01\xff\xff\xff\xf0"),
+            (b'E', b"\0\0\x05"),
+            (b'D', b""),
+            (b'C', b""),
+        ] {
+            assert_eq!(
+                outcome(&tagged(tag, body)),
+                Err("08P01".to_owned()),
+                "{} {body:?}",
+                tag as char
+            );
+        }
+        // Well-formed ones still decode.
+        assert!(outcome(&tagged(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17")).is_ok());
+        assert!(outcome(&tagged(b'B', b"\0s1\0\0\0\0\x01\0\0\0\x01\x37\0\0")).is_ok());
+        assert!(outcome(&tagged(b'E', b"\0\0\0\0\0")).is_ok());
+        assert!(outcome(&tagged(b'D', b"S\0")).is_ok());
+        // A message with bytes its decoder leaves over is refused.
+        assert_eq!(
+            outcome(&tagged(b'E', b"\0\0\0\0\0extra")),
+            Err("08P01".to_owned())
+        );
     }
 
     #[test]
