@@ -528,6 +528,15 @@ fn deeply_nested_sql_is_refused_cleanly() {
             tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("128")
         )));
         run_sql(&client, &deep_cast(127)).await.expect("127 casts");
+        // A parameter in a simple query has no value.
+        let err = client
+            .simple_query("SELECT $1 FROM tasks")
+            .await
+            .expect_err("no parameters");
+        assert_eq!(
+            err.as_db_error().expect("server error").code().code(),
+            "42P02"
+        );
         run_sql(&client, "SELECT 1").await.expect("still serving");
     });
     s.rt.block_on(still_serving(s));
