@@ -83,6 +83,9 @@ pub mod codes {
     pub const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const WRONG_OBJECT_TYPE: &str = "42809";

@@ -721,3 +721,115 @@ async fn a_missing_feature_hides_its_whole_endpoint() {
     assert_eq!(sim.get("/boards/1").await.status, 404);
     assert_eq!(sim.get("/folders").await.status, 200);
 }
+
+#[tokio::test]
+async fn join_filters_follow_relationships_like_the_api() {
+    let sim = start_standard().await;
+    let list = |path: String| {
+        let sim = &sim;
+        async move { sim.list_ids(&path).await }
+    };
+    let entries = id_strings(&[ids::ANN_ENTRY, ids::BO_ENTRY]);
+    // Time entries reach their project, budget and company through the
+    // service's budget.
+    for (filter, value) in [
+        ("project_id", ids::WEBSITE),
+        ("budget_id", ids::WEBSITE_BUDGET),
+        ("deal_id", ids::WEBSITE_BUDGET),
+        ("company_id", ids::ACME),
+    ] {
+        assert_eq!(
+            list(format!("/time_entries?filter[{filter}]={value}")).await,
+            entries,
+            "{filter}"
+        );
+    }
+    for (filter, value) in [
+        ("project_id", ids::INTERNAL_TOOLS),
+        ("budget_id", ids::OLD_BUDGET),
+        ("company_id", ids::GLOBEX),
+    ] {
+        assert_eq!(
+            list(format!("/time_entries?filter[{filter}]={value}")).await,
+            Vec::<String>::new(),
+            "{filter}"
+        );
+    }
+
+    // Only the work booking has a service; the absence matches no project.
+    let work = id_strings(&[ids::WORK_BOOKING]);
+    let path = |q: &str| format!("/bookings?{q}");
+    assert_eq!(
+        list(path(&format!("filter[project_id]={}", ids::WEBSITE))).await,
+        work
+    );
+    assert_eq!(
+        list(path(&format!("filter[budget_id]={}", ids::WEBSITE_BUDGET))).await,
+        work
+    );
+    assert_eq!(
+        list(path(&format!("filter[company_id]={}", ids::ACME))).await,
+        work
+    );
+    assert_eq!(
+        list(path(&format!(
+            "filter[project_id][not_eq]={}",
+            ids::WEBSITE
+        )))
+        .await,
+        id_strings(&[ids::ABSENCE_BOOKING])
+    );
+
+    // Expenses through their budget; services through their deal.
+    let expenses = id_strings(&[ids::TRAIN_EXPENSE, ids::HOTEL_EXPENSE]);
+    assert_eq!(
+        list(format!("/expenses?filter[project_id]={}", ids::WEBSITE)).await,
+        expenses
+    );
+    assert_eq!(
+        list(format!("/expenses?filter[company_id]={}", ids::ACME)).await,
+        expenses
+    );
+    assert_eq!(
+        list(format!("/expenses?filter[project_id]={}", ids::MOBILE_APP)).await,
+        Vec::<String>::new()
+    );
+    let services = id_strings(&[ids::DESIGN_SERVICE, ids::DEV_SERVICE]);
+    assert_eq!(
+        list(format!("/services?filter[project_id]={}", ids::WEBSITE)).await,
+        services
+    );
+    assert_eq!(
+        list(format!(
+            "/services?filter[budget_id]={}",
+            ids::WEBSITE_BUDGET
+        ))
+        .await,
+        services
+    );
+
+    // Comments through their task; the deal comment's deal has no project.
+    assert_eq!(
+        list(format!("/comments?filter[project_id]={}", ids::WEBSITE)).await,
+        id_strings(&[ids::TASK_COMMENT])
+    );
+
+    // Tasks reach their company through their project; a list works too.
+    assert_eq!(
+        list(format!("/tasks?filter[company_id]={}", ids::ACME)).await,
+        id_strings(&[ids::HOMEPAGE_TASK, ids::COPY_TASK, ids::LAUNCH_TASK])
+    );
+    assert_eq!(
+        list(format!("/tasks?filter[company_id]={}", ids::GLOBEX)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(format!(
+            "/time_entries?filter[project_id]={},{}",
+            ids::INTERNAL_TOOLS,
+            ids::WEBSITE
+        ))
+        .await,
+        entries
+    );
+}

@@ -94,6 +94,10 @@ pub fn to_error_fields(err: &ServerError) -> ErrorFields {
     match err {
         ServerError::Sql(e) => ErrorFields::from_sql(e),
         ServerError::DataFusion(e) => from_datafusion(e),
+        ServerError::Parse(ParserError::RecursionLimitExceeded) => ErrorFields::error(
+            codes::STATEMENT_TOO_COMPLEX,
+            parser_message(&ParserError::RecursionLimitExceeded),
+        ),
         ServerError::Parse(e) => ErrorFields::error(codes::SYNTAX_ERROR, parser_message(e)),
         ServerError::Interrupted(Interruption::UserRequest) => ErrorFields::error(
             codes::QUERY_CANCELED,
@@ -296,6 +300,10 @@ fn from_execution_message(m: &str) -> ErrorFields {
         ErrorFields::error("22012", "division by zero")
     } else if lower.contains("overflow") {
         ErrorFields::error(codes::NUMERIC_VALUE_OUT_OF_RANGE, m.to_owned())
+    } else if lower.starts_with("placeholder '") && lower.contains("not provided a value") {
+        // `$n` in a statement sent without parameters (simple query).
+        let name = m.split('\'').nth(1).unwrap_or("$?");
+        ErrorFields::error("42P02", format!("there is no parameter {name}"))
     } else {
         ErrorFields::error(codes::INTERNAL_ERROR, m.to_owned())
     }
@@ -340,6 +348,16 @@ mod tests {
             "42601"
         );
         assert_eq!(code_of(DataFusionError::SQL(Box::new(e), None)), "42601");
+        let unbound = DataFusionError::Execution(
+            "Placeholder '$1' was not provided a value for execution.".into(),
+        );
+        let fields = to_error_fields(&ServerError::DataFusion(unbound));
+        assert_eq!(
+            (fields.code.as_str(), fields.message.as_str()),
+            ("42P02", "there is no parameter $1")
+        );
+        let deep = ServerError::Parse(ParserError::RecursionLimitExceeded);
+        assert_eq!(to_error_fields(&deep).code, "54001");
     }
 
     #[test]

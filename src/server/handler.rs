@@ -23,6 +23,7 @@ use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, LogicalPlan, WriteO
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -125,6 +126,9 @@ impl Parser {
         }
         let fixed = rewrite::fix_text(&fixed);
         let mut statements = self.sql.parse(&fixed)?;
+        if statements.iter().any(rewrite::too_deep) {
+            return Err(ServerError::Parse(ParserError::RecursionLimitExceeded));
+        }
         statements.iter_mut().for_each(rewrite::fix_statement);
         statements.iter_mut().for_each(statements::name_columns);
         statements

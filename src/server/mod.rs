@@ -15,6 +15,7 @@ pub mod copy;
 pub mod copy_in;
 pub mod errors;
 pub mod format;
+mod frames;
 pub mod functions;
 pub mod handler;
 pub mod information_schema;
@@ -35,7 +36,7 @@ use bytes::Bytes;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -385,7 +386,7 @@ async fn serve_connection(
                 }
                 return Ok(());
             }
-            next = socket.next() => next,
+            next = frames::next_message(&mut socket) => next,
             _ = tokio::time::sleep_until(startup_deadline), if logging_in => {
                 warn!("login timed out");
                 return Ok(());
@@ -393,9 +394,28 @@ async fn serve_connection(
         };
         let message = match next {
             None => return Ok(()),
-            Some(Ok(PgWireFrontendMessage::Terminate(_))) => return Ok(()),
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
+            Some(frames::Read::Message(PgWireFrontendMessage::Terminate(_))) => return Ok(()),
+            Some(frames::Read::Message(message)) => message,
+            Some(frames::Read::Refused(e)) if e.recoverable && !logging_in => {
+                warn!(code = e.code, "refused a frontend message: {}", e.message);
+                let info = ErrorInfo::new("ERROR".to_owned(), e.code.to_owned(), e.message);
+                process_error(
+                    &mut socket,
+                    PgWireError::UserError(Box::new(info)),
+                    e.extended,
+                )
+                .await?;
+                continue;
+            }
+            Some(frames::Read::Refused(e)) => {
+                warn!(
+                    code = e.code,
+                    "refused a frontend message, closing connection"
+                );
+                send_fatal(&mut socket, e.code, &e.message).await;
+                return Ok(());
+            }
+            Some(frames::Read::Failed(e)) => {
                 // Undecodable bytes: the stream can no longer be trusted.
                 warn!(error = %e, "protocol violation, closing connection");
                 send_fatal(
@@ -535,7 +555,9 @@ async fn refuse_connection(socket: TcpStream, shared: Arc<Shared>) -> std::io::R
         else {
             return Ok(());
         };
-        if let Some(Ok(PgWireFrontendMessage::CancelRequest(request))) = socket.next().await {
+        if let Some(frames::Read::Message(PgWireFrontendMessage::CancelRequest(request))) =
+            frames::next_message(&mut socket).await
+        {
             shared.cancels.on_cancel_request(request).await;
             return Ok(());
         }

@@ -21,7 +21,7 @@ use super::information_schema::served_name;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     ObjectNamePart, OrderBy, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor,
-    VisitMut, VisitorMut,
+    Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -137,6 +137,38 @@ fn fix_partition_ancestors(sql: &str) -> Option<String> {
     let tail = format!("'{oid}'::pg_catalog.regclass))");
     let end = sql[oid_start..].find(&tail)? + oid_start + tail.len();
     Some(format!("{}(SELECT {oid}){}", &sql[..start], &sql[end..]))
+}
+
+/// How deeply expressions may nest in a statement. The parser limits its
+/// own recursion, but operator chains (`1 + 1 + ... + 1`) and cast chains
+/// (`x::int::int...`) are parsed in a loop and still make trees as deep as
+/// they are long, which the recursive walks after parsing could not handle.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+
+/// Whether any expression in `stmt` nests deeper than
+/// [`MAX_EXPRESSION_DEPTH`]; the walk stops at that depth.
+pub fn too_deep(stmt: &Statement) -> bool {
+    stmt.visit(&mut Depth(0)).is_break()
+}
+
+struct Depth(usize);
+
+impl Visitor for Depth {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.0 += 1;
+        if self.0 > MAX_EXPRESSION_DEPTH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.0 -= 1;
+        ControlFlow::Continue(())
+    }
 }
 
 /// AST fixes: `generate_subscripts(array, 1)` (SQLAlchemy's key and index

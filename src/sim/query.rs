@@ -32,11 +32,17 @@
 //!   On the served resources these are the `special` and `unknown` kinds
 //!   (`fuzzy_dates`, `fuzzy_people`, `date_range`, `due_date_new`, ...),
 //!   `tags` where no attribute carries it, and filters that need a join the
-//!   simulator does not model, such as `project_id` on time entries,
-//!   bookings, expenses, services, people and comments, `company_id` on
-//!   tasks, bookings and time entries, `budget_id`, `deal_id` on time
-//!   entries, `subscriber_id`, `person_type`, `project_type`, `stage_status_id`,
+//!   simulator does not model, such as `project_id` on people,
+//!   `subscriber_id`, `person_type`, `project_type`, `stage_status_id`,
 //!   `sales_status_id`, `invoice_status`, `bookings_after`, `bookable_*`.
+//! - Filters the API answers through relationships are followed through
+//!   the store ([`JOIN_FILTERS`]): `project_id`, `budget_id` and
+//!   `company_id` on time entries, bookings and services (service → budget
+//!   → project / company), `deal_id` on time entries, `project_id` and
+//!   `company_id` on expenses (their budget, or their service's),
+//!   `project_id` on comments (their own project, or their task's or
+//!   deal's), `company_id` on tasks (their project's). A record whose chain
+//!   breaks (no service, a budget without a project) matches no id.
 //! - Sort keys map to the attribute whose `sort_name` matches, else the
 //!   attribute of that name (or `<key>_at`), else `id`; `<rel>_name` and a
 //!   bare `<rel>` sort by the related record's name, `<rel>_position` by its
@@ -187,9 +193,53 @@ pub enum Target {
     SpanBound(Bound),
     /// One custom field's value, by field id.
     CustomField(String),
+    /// Ids reached by following chains of relationships (see
+    /// [`JOIN_FILTERS`]); a record matches on any of them.
+    Joined(&'static [&'static [&'static str]]),
     /// A catalog filter the simulator cannot evaluate: always true.
     Ignored,
 }
+
+/// Filters the API answers by following relationships the record does not
+/// carry itself: `(resource type, filter, relationship paths)`. Projects and
+/// companies are reached through the budget (a deal) of a service; a budget
+/// id is the id of that deal.
+pub const JOIN_FILTERS: &[(&str, &str, &[&[&str]])] = &[
+    (
+        "time_entries",
+        "project_id",
+        &[&["service", "deal", "project"]],
+    ),
+    ("time_entries", "budget_id", &[&["service", "deal"]]),
+    ("time_entries", "deal_id", &[&["service", "deal"]]),
+    (
+        "time_entries",
+        "company_id",
+        &[&["service", "deal", "company"]],
+    ),
+    ("bookings", "project_id", &[&["service", "deal", "project"]]),
+    ("bookings", "budget_id", &[&["service", "deal"]]),
+    ("bookings", "company_id", &[&["service", "deal", "company"]]),
+    (
+        "expenses",
+        "project_id",
+        &[&["deal", "project"], &["service", "deal", "project"]],
+    ),
+    (
+        "expenses",
+        "company_id",
+        &[&["deal", "company"], &["service", "deal", "company"]],
+    ),
+    ("services", "project_id", &[&["deal", "project"]]),
+    ("services", "budget_id", &[&["deal"]]),
+    ("services", "company_id", &[&["deal", "company"]]),
+    (
+        "comments",
+        "project_id",
+        &[&["project"], &["task", "project"], &["deal", "project"]],
+    ),
+    ("tasks", "company_id", &[&["project", "company"]]),
+];
 
 /// One comparison of a filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -343,6 +393,36 @@ fn link_scalars(record: &Record, relationship: &str) -> Vec<Scalar<'static>> {
     }
 }
 
+/// The ids at the ends of `paths`, each followed from `record` one
+/// to-one relationship at a time through the store.
+fn joined_ids(store: &Store, record: &Record, paths: &[&[&str]]) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for path in paths {
+        let mut current = record;
+        let mut reached = None;
+        for (i, relationship) in path.iter().enumerate() {
+            let Some(Link::One(Some(next))) = current.relationships.get(*relationship) else {
+                reached = None;
+                break;
+            };
+            if i + 1 == path.len() {
+                reached = Some(next.id);
+            } else if let Some(found) = store.get(&next.kind, next.id) {
+                current = found;
+            } else {
+                reached = None;
+                break;
+            }
+        }
+        if let Some(id) = reached
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
 fn date_within(record: &Record, attribute: &str, bound: Bound, value: &str) -> bool {
     let Some(date) = record
         .attributes
@@ -363,6 +443,14 @@ impl Test {
         let attribute = |name: &str| record.attributes.get(name).unwrap_or(&Value::Null);
         match &self.target {
             Target::Ignored => true,
+            Target::Joined(paths) => {
+                let ids = joined_ids(ctx.store, record, paths);
+                let actual: Vec<Scalar<'_>> = ids
+                    .iter()
+                    .map(|id| Scalar::Text(Cow::Owned(id.to_string())))
+                    .collect();
+                apply_op(self.op, &actual, &self.values)
+            }
             Target::Id => {
                 let id = Scalar::Text(Cow::Owned(record.id.to_string()));
                 apply_op(self.op, &[id], &self.values)
@@ -613,6 +701,12 @@ pub fn compile_target(resource: &'static Resource, name: &str) -> Target {
     }
     if name == "id" {
         return Target::Id;
+    }
+    if let Some((_, _, paths)) = JOIN_FILTERS
+        .iter()
+        .find(|(kind, filter, _)| *kind == resource.json_api_type && *filter == name)
+    {
+        return Target::Joined(paths);
     }
     if rules::QUERY_FILTERS.contains(&name) {
         return Target::Query;
