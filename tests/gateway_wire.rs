@@ -423,3 +423,54 @@ async fn postgres_surface_names_and_version() {
     let v = first_value(&client, "SHOW server_version").await.unwrap();
     assert!(v.starts_with("15"), "{v}");
 }
+
+/// A JSON attribute's value in the binary format: jsonb's version byte and
+/// the JSON text.
+struct BinaryJsonb(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for BinaryJsonb {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(BinaryJsonb(raw.to_vec()))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::JSONB
+    }
+}
+
+#[tokio::test]
+async fn json_attributes_are_jsonb_in_both_formats() {
+    let s = stack().await;
+    let client = connect(&s).await;
+    let sql = "SELECT t.custom_fields, t.title FROM tasks t WHERE t.custom_fields IS NOT NULL \
+               ORDER BY t.id LIMIT 1";
+    // The extended protocol: tokio-postgres asks for binary results.
+    let row = client.query_one(sql, &[]).await.expect("binary");
+    assert_eq!(
+        row.columns()[0].type_(),
+        &tokio_postgres::types::Type::JSONB
+    );
+    assert_eq!(row.columns()[1].type_(), &tokio_postgres::types::Type::TEXT);
+    let BinaryJsonb(raw) = row.get(0);
+    assert_eq!(raw.first(), Some(&1), "the version byte");
+    let binary: serde_json::Value = serde_json::from_slice(&raw[1..]).expect("JSON after it");
+    assert!(binary.is_object(), "{binary}");
+    // The simple protocol: the JSON text itself.
+    let text = first_value(&client, sql).await.expect("a value");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).expect("JSON"),
+        binary
+    );
+    // An expression over it is text, as DataFusion computes it.
+    let row = client
+        .query_one(
+            "SELECT concat(custom_fields, '') FROM tasks WHERE custom_fields IS NOT NULL LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("expression");
+    assert_eq!(row.columns()[0].type_(), &tokio_postgres::types::Type::TEXT);
+}

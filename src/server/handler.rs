@@ -13,7 +13,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -46,6 +46,7 @@ use super::catalog;
 use super::copy;
 use super::copy_in;
 use super::errors::ServerError;
+use super::jsonb;
 use super::returning;
 use super::rewrite;
 use super::session::{Cursor, Session, guard_stream};
@@ -180,7 +181,7 @@ fn encode_stream(
     guard_stream(session.control.clone(), batches)
         .map(move |batch| {
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
-                Ok(batch) => encode_recordbatch(fields.clone(), batch),
+                Ok(batch) => jsonb::encode(fields.clone(), batch),
                 Err(e) => Box::new(std::iter::once(Err(PgWireError::from(e)))),
             };
             stream::iter(rows)
@@ -195,12 +196,12 @@ fn batch_response(
     format: &Format,
     tag: &str,
 ) -> Result<QueryResponse, ServerError> {
-    let fields = Arc::new(arrow_schema_to_pg_fields(
+    let fields = Arc::new(jsonb::pg_fields(
         batch.schema().as_ref(),
         format,
         Some(session.format_options()),
     )?);
-    let rows: Vec<PgWireResult<DataRow>> = encode_recordbatch(fields.clone(), batch).collect();
+    let rows: Vec<PgWireResult<DataRow>> = jsonb::encode(fields.clone(), batch).collect();
     let mut response = QueryResponse::new(fields, stream::iter(rows));
     response.set_command_tag(tag);
     Ok(response)
@@ -359,7 +360,7 @@ impl QueryHandler {
                 stmt,
             ))));
         }
-        let fields = Arc::new(arrow_schema_to_pg_fields(
+        let fields = Arc::new(jsonb::pg_fields(
             &schema,
             format,
             Some(session.format_options()),
@@ -459,7 +460,7 @@ impl QueryHandler {
                     .await?;
                 let frame = session.ctx.execute_logical_plan(plan).await?;
                 let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                let fields = Arc::new(arrow_schema_to_pg_fields(
+                let fields = Arc::new(jsonb::pg_fields(
                     &schema,
                     &Format::UnifiedText,
                     Some(session.format_options()),
@@ -807,11 +808,9 @@ impl QueryParser for Parser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.result_schema {
-            Some(schema) => arrow_schema_to_pg_fields(
-                schema,
-                column_format.unwrap_or(&Format::UnifiedText),
-                None,
-            ),
+            Some(schema) => {
+                jsonb::pg_fields(schema, column_format.unwrap_or(&Format::UnifiedText), None)
+            }
             None => Ok(vec![]),
         }
     }

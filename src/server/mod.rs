@@ -19,6 +19,7 @@ mod frames;
 pub mod functions;
 pub mod handler;
 pub mod information_schema;
+pub mod jsonb;
 pub mod returning;
 pub mod rewrite;
 pub mod routines;

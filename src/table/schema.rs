@@ -276,7 +276,13 @@ impl TableDef {
 
         let fields: Vec<Field> = columns
             .iter()
-            .map(|c| Field::new(&c.name, arrow_type(c.sql_type), c.name != "id"))
+            .map(|c| {
+                let field = Field::new(&c.name, arrow_type(c.sql_type), c.name != "id");
+                match c.sql_type {
+                    SqlType::Jsonb => crate::server::jsonb::mark(field),
+                    _ => field,
+                }
+            })
             .collect();
         TableDef {
             table,
