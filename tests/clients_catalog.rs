@@ -749,6 +749,15 @@ fn extended_query(sql: &str) -> Vec<u8> {
     out
 }
 
+/// Execute of the portal `name` for up to `max_rows` rows, then Sync.
+fn execute_portal(name: &str, max_rows: i32) -> Vec<u8> {
+    let mut body = cstr(name);
+    body.extend(max_rows.to_be_bytes());
+    let mut out = frame(b'E', &body);
+    out.extend(frame(b'S', &[]));
+    out
+}
+
 /// The backend messages up to and including ReadyForQuery.
 async fn until_ready(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
     let mut got = vec![];
@@ -812,8 +821,8 @@ fn first_values(messages: &[(u8, Vec<u8>)]) -> Vec<String> {
 }
 
 /// psycopg 3's named cursor: DECLARE in a transaction, Describe of the
-/// portal named after the cursor, FETCH FORWARD, CLOSE; Close of the portal
-/// closes the cursor too.
+/// portal named after the cursor, FETCH FORWARD, CLOSE. Execute of that
+/// portal reads the cursor, and Close of the portal closes it.
 #[tokio::test]
 async fn declared_cursor_is_described_and_closed_as_a_portal() {
     let server = start_with(AuthMode::PassThrough).await;
@@ -854,8 +863,23 @@ async fn declared_cursor_is_described_and_closed_as_a_portal() {
     let fetched = send(frame(b'Q', &cstr("FETCH FORWARD 2 FROM \"walk\""))).await;
     assert_eq!(tags(&fetched), "TDDCZ");
     assert_eq!(first_values(&fetched), vec!["10", "11"]);
-    let fetched = send(frame(b'Q', &cstr("FETCH FORWARD 2 FROM \"walk\""))).await;
+    let fetched = send(frame(b'Q', &cstr("FETCH FORWARD 1 FROM \"walk\""))).await;
     assert_eq!(first_values(&fetched), vec!["12"]);
+    let declared = send(extended_query(
+        "DECLARE page CURSOR FOR SELECT id, title FROM tasks ORDER BY id",
+    ))
+    .await;
+    assert_eq!(tags(&declared), "12CZ", "{declared:?}");
+
+    // Execute of the cursor's portal reads it too: a full page suspends.
+    let executed = send(execute_portal("page", 2)).await;
+    assert_eq!(tags(&executed), "DDsZ", "{executed:?}");
+    assert_eq!(first_values(&executed), vec!["10", "11"]);
+    let executed = send(execute_portal("page", 2)).await;
+    assert_eq!(tags(&executed), "DCZ", "{executed:?}");
+    assert_eq!(first_values(&executed), vec!["12"]);
+    let executed = send(execute_portal("page", 0)).await;
+    assert_eq!(tags(&executed), "CZ", "{executed:?}");
 
     assert_eq!(tags(&send(portal_message(b'C', "walk")).await), "3Z");
     // Closed: neither Describe nor FETCH finds it any more.
@@ -863,6 +887,8 @@ async fn declared_cursor_is_described_and_closed_as_a_portal() {
     assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
     assert_eq!(tags(&send(frame(b'Q', &cstr("ROLLBACK"))).await), "CZ");
     let gone = send(frame(b'Q', &cstr("FETCH 1 FROM \"walk\""))).await;
+    assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
+    let gone = send(execute_portal("walk", 0)).await;
     assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
 
     // Closing a name that is neither portal nor cursor is not an error; an

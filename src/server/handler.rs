@@ -1059,6 +1059,53 @@ impl QueryHandler {
         Ok(())
     }
 
+    /// Execute of a portal that is a `DECLARE`d cursor: up to `max_rows` of
+    /// its remaining rows (all when 0), then PortalSuspended when the limit
+    /// was reached, as PostgreSQL does, or CommandComplete when the cursor ran
+    /// out. The rows stay in the text format the cursor was declared with.
+    async fn execute_cursor<C>(
+        &self,
+        session: &Session,
+        client: &mut C,
+        name: &str,
+        max_rows: usize,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let rows = {
+            let mut cursors = session.cursors.lock().await;
+            let Some(cursor) = cursors.get_mut(name) else {
+                return Err(ServerError::Sql(SqlError::new(
+                    "34000",
+                    format!("portal \"{name}\" does not exist"),
+                ))
+                .into());
+            };
+            let mut rows = vec![];
+            while max_rows == 0 || rows.len() < max_rows {
+                match cursor.rows.next().await {
+                    Some(row) => rows.push(row?),
+                    None => break,
+                }
+            }
+            rows
+        };
+        let sent = rows.len();
+        for row in rows {
+            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+        }
+        let message = if max_rows > 0 && sent == max_rows {
+            PgWireBackendMessage::PortalSuspended(PortalSuspended::new())
+        } else {
+            PgWireBackendMessage::CommandComplete(Tag::new("SELECT").with_rows(sent).into())
+        };
+        client.feed(message).await?;
+        Ok(())
+    }
+
     async fn execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1082,7 +1129,7 @@ impl QueryHandler {
                     .await?;
                 return Ok(());
             }
-            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            None => return self.execute_cursor(&session, client, name, max_rows).await,
         };
         let mut status = client.transaction_status();
         client.set_state(PgWireConnectionState::QueryInProgress);
@@ -1171,8 +1218,7 @@ impl ExtendedQueryHandler for QueryHandler {
     /// Describe of a portal also knows the cursors opened with `DECLARE`:
     /// PostgreSQL keeps both in one namespace, and psycopg describes its
     /// server-side cursor that way. A protocol portal of the same name wins.
-    /// The rows of such a cursor are read with `FETCH`; an Execute message
-    /// naming it is refused as an unknown portal.
+    /// Execute of such a portal reads the cursor ([`Self::execute_cursor`]).
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
