@@ -14,11 +14,12 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, pin_mut};
 use productive_pg::error::SqlError;
 use productive_pg::server::{
-    self, Backend, ForeignKey, Login, Routine, RoutineKind, TableComment, TableKeys,
+    self, AuthMode, Backend, ForeignKey, Login, Routine, RoutineKind, TableComment, TableKeys,
     install_catalog, install_keys, install_routines,
 };
 use server_support::{PASSWORD, USER, config, connect, password_mode};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -130,12 +131,16 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(password_mode()).await
+}
+
+async fn start_with(auth: AuthMode) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server::run(
         listener,
-        config(password_mode()),
+        config(auth),
         Arc::new(KeyedBackend),
         async move {
             let _ = rx.await;
@@ -701,4 +706,216 @@ async fn format_and_to_regclass_answer_like_postgres() {
         1,
         "session still usable"
     );
+}
+
+// ----- psycopg 3's server-side cursor, as raw protocol messages -----
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn cstr(text: &str) -> Vec<u8> {
+    let mut out = text.as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
+/// Describe or Close (`tag`) of the portal `name`, then Sync.
+fn portal_message(tag: u8, name: &str) -> Vec<u8> {
+    let mut body = vec![b'P'];
+    body.extend(cstr(name));
+    let mut out = frame(tag, &body);
+    out.extend(frame(b'S', &[]));
+    out
+}
+
+/// Parse, Bind and Execute of the unnamed statement and portal, then Sync.
+fn extended_query(sql: &str) -> Vec<u8> {
+    let mut parse = cstr("");
+    parse.extend(cstr(sql));
+    parse.extend(0i16.to_be_bytes());
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend([0u8; 6]); // no parameter formats, parameters, result formats
+    let mut execute = cstr("");
+    execute.extend(0i32.to_be_bytes());
+    let mut out = frame(b'P', &parse);
+    out.extend(frame(b'B', &bind));
+    out.extend(frame(b'E', &execute));
+    out.extend(frame(b'S', &[]));
+    out
+}
+
+/// Execute of the portal `name` for up to `max_rows` rows, then Sync.
+fn execute_portal(name: &str, max_rows: i32) -> Vec<u8> {
+    let mut body = cstr(name);
+    body.extend(max_rows.to_be_bytes());
+    let mut out = frame(b'E', &body);
+    out.extend(frame(b'S', &[]));
+    out
+}
+
+/// The backend messages up to and including ReadyForQuery.
+async fn until_ready(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut got = vec![];
+    loop {
+        let read = async {
+            let tag = socket.read_u8().await?;
+            let len = socket.read_i32().await?;
+            let mut body = vec![0; (len as usize).saturating_sub(4)];
+            socket.read_exact(&mut body).await?;
+            std::io::Result::Ok((tag, body))
+        };
+        let (tag, body) = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        got.push((tag, body));
+        if tag == b'Z' {
+            return got;
+        }
+    }
+}
+
+fn tags(messages: &[(u8, Vec<u8>)]) -> String {
+    messages.iter().map(|(t, _)| *t as char).collect()
+}
+
+/// The SQLSTATE of the first ErrorResponse.
+fn error_code(messages: &[(u8, Vec<u8>)]) -> Option<String> {
+    let (_, body) = messages.iter().find(|(t, _)| *t == b'E')?;
+    String::from_utf8_lossy(body)
+        .split('\0')
+        .find_map(|f| f.strip_prefix('C').map(str::to_owned))
+}
+
+/// Column names and type oids of a RowDescription.
+fn columns(body: &[u8]) -> Vec<(String, u32)> {
+    let count = i16::from_be_bytes([body[0], body[1]]) as usize;
+    let mut at = 2;
+    let mut out = vec![];
+    for _ in 0..count {
+        let end = at + body[at..].iter().position(|b| *b == 0).expect("name");
+        let name = String::from_utf8_lossy(&body[at..end]).into_owned();
+        at = end + 1 + 4 + 2; // table oid, column number
+        let oid = u32::from_be_bytes(body[at..at + 4].try_into().expect("oid"));
+        at += 4 + 2 + 4 + 2; // oid, type size, type modifier, format
+        out.push((name, oid));
+    }
+    out
+}
+
+/// The first column of each DataRow, as text.
+fn first_values(messages: &[(u8, Vec<u8>)]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|(t, _)| *t == b'D')
+        .map(|(_, body)| {
+            let len = i32::from_be_bytes(body[2..6].try_into().expect("len")) as usize;
+            String::from_utf8_lossy(&body[6..6 + len]).into_owned()
+        })
+        .collect()
+}
+
+/// psycopg 3's named cursor: DECLARE in a transaction, Describe of the
+/// portal named after the cursor, FETCH FORWARD, CLOSE. Execute of that
+/// portal reads the cursor, and Close of the portal closes it.
+#[tokio::test]
+async fn declared_cursor_is_described_and_closed_as_a_portal() {
+    let server = start_with(AuthMode::PassThrough).await;
+    let mut socket = TcpStream::connect(server.addr).await.expect("connect");
+    let mut startup = 196_608i32.to_be_bytes().to_vec();
+    for text in ["user", "4242", "database", "productive", ""] {
+        startup.extend(cstr(text));
+    }
+    let mut hello = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    hello.extend(startup);
+    socket.write_all(&hello).await.expect("startup");
+    let auth = until_ready_or_auth(&mut socket).await;
+    assert_eq!(auth, 3i32.to_be_bytes(), "cleartext password requested");
+    socket
+        .write_all(&frame(b'p', &cstr("token")))
+        .await
+        .expect("password");
+    assert!(tags(&until_ready(&mut socket).await).ends_with('Z'));
+
+    let mut send = async |bytes: Vec<u8>| {
+        socket.write_all(&bytes).await.expect("send");
+        until_ready(&mut socket).await
+    };
+    assert_eq!(tags(&send(frame(b'Q', &cstr("BEGIN"))).await), "CZ");
+    let declared = send(extended_query(
+        "DECLARE \"walk\" CURSOR FOR SELECT id, title FROM tasks ORDER BY id",
+    ))
+    .await;
+    assert_eq!(tags(&declared), "12CZ", "{declared:?}");
+
+    let described = send(portal_message(b'D', "walk")).await;
+    assert_eq!(tags(&described), "TZ", "{described:?}");
+    assert_eq!(
+        columns(&described[0].1),
+        vec![("id".to_owned(), 20), ("title".to_owned(), 25)]
+    );
+
+    let fetched = send(frame(b'Q', &cstr("FETCH FORWARD 2 FROM \"walk\""))).await;
+    assert_eq!(tags(&fetched), "TDDCZ");
+    assert_eq!(first_values(&fetched), vec!["10", "11"]);
+    let fetched = send(frame(b'Q', &cstr("FETCH FORWARD 1 FROM \"walk\""))).await;
+    assert_eq!(first_values(&fetched), vec!["12"]);
+    let declared = send(extended_query(
+        "DECLARE page CURSOR FOR SELECT id, title FROM tasks ORDER BY id",
+    ))
+    .await;
+    assert_eq!(tags(&declared), "12CZ", "{declared:?}");
+
+    // Execute of the cursor's portal reads it too: a full page suspends.
+    let executed = send(execute_portal("page", 2)).await;
+    assert_eq!(tags(&executed), "DDsZ", "{executed:?}");
+    assert_eq!(first_values(&executed), vec!["10", "11"]);
+    let executed = send(execute_portal("page", 2)).await;
+    assert_eq!(tags(&executed), "DCZ", "{executed:?}");
+    assert_eq!(first_values(&executed), vec!["12"]);
+    let executed = send(execute_portal("page", 0)).await;
+    assert_eq!(tags(&executed), "CZ", "{executed:?}");
+
+    assert_eq!(tags(&send(portal_message(b'C', "walk")).await), "3Z");
+    // Closed: neither Describe nor FETCH finds it any more.
+    let gone = send(portal_message(b'D', "walk")).await;
+    assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
+    assert_eq!(tags(&send(frame(b'Q', &cstr("ROLLBACK"))).await), "CZ");
+    let gone = send(frame(b'Q', &cstr("FETCH 1 FROM \"walk\""))).await;
+    assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
+    let gone = send(execute_portal("walk", 0)).await;
+    assert_eq!(error_code(&gone).as_deref(), Some("34000"), "{gone:?}");
+
+    // Closing a name that is neither portal nor cursor is not an error; an
+    // unknown Close target is a protocol violation that leaves the session up.
+    assert_eq!(tags(&send(portal_message(b'C', "nosuch")).await), "3Z");
+    let mut bad = frame(b'C', &[b'X', b'x', 0]);
+    bad.extend(frame(b'S', &[]));
+    let refused = send(bad).await;
+    assert_eq!(
+        error_code(&refused).as_deref(),
+        Some("08P01"),
+        "{refused:?}"
+    );
+    let one = send(frame(b'Q', &cstr("SELECT 1"))).await;
+    assert_eq!(first_values(&one), vec!["1"]);
+}
+
+/// Reads up to the authentication request and returns its body.
+async fn until_ready_or_auth(socket: &mut TcpStream) -> Vec<u8> {
+    loop {
+        let tag = socket.read_u8().await.expect("tag");
+        let len = socket.read_i32().await.expect("len");
+        let mut body = vec![0; (len as usize).saturating_sub(4)];
+        socket.read_exact(&mut body).await.expect("body");
+        assert_ne!(tag, b'E', "{}", String::from_utf8_lossy(&body));
+        if tag == b'R' {
+            return body;
+        }
+    }
 }

@@ -27,15 +27,20 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response,
+};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::extendedquery::{
+    Close, CloseComplete, Describe, Execute, PortalSuspended, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -1053,6 +1058,53 @@ impl QueryHandler {
         Ok(())
     }
 
+    /// Execute of a portal that is a `DECLARE`d cursor: up to `max_rows` of
+    /// its remaining rows (all when 0), then PortalSuspended when the limit
+    /// was reached, as PostgreSQL does, or CommandComplete when the cursor ran
+    /// out. The rows stay in the text format the cursor was declared with.
+    async fn execute_cursor<C>(
+        &self,
+        session: &Session,
+        client: &mut C,
+        name: &str,
+        max_rows: usize,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let rows = {
+            let mut cursors = session.cursors.lock().await;
+            let Some(cursor) = cursors.get_mut(name) else {
+                return Err(ServerError::Sql(SqlError::new(
+                    "34000",
+                    format!("portal \"{name}\" does not exist"),
+                ))
+                .into());
+            };
+            let mut rows = vec![];
+            while max_rows == 0 || rows.len() < max_rows {
+                match cursor.rows.next().await {
+                    Some(row) => rows.push(row?),
+                    None => break,
+                }
+            }
+            rows
+        };
+        let sent = rows.len();
+        for row in rows {
+            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+        }
+        let message = if max_rows > 0 && sent == max_rows {
+            PgWireBackendMessage::PortalSuspended(PortalSuspended::new())
+        } else {
+            PgWireBackendMessage::CommandComplete(Tag::new("SELECT").with_rows(sent).into())
+        };
+        client.feed(message).await?;
+        Ok(())
+    }
+
     async fn execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1076,7 +1128,7 @@ impl QueryHandler {
                     .await?;
                 return Ok(());
             }
-            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            None => return self.execute_cursor(&session, client, name, max_rows).await,
         };
         let mut status = client.transaction_status();
         client.set_state(PgWireConnectionState::QueryInProgress);
@@ -1160,6 +1212,73 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Parser> {
         self.parser.clone()
+    }
+
+    /// Describe of a portal also knows the cursors opened with `DECLARE`:
+    /// PostgreSQL keeps both in one namespace, and psycopg describes its
+    /// server-side cursor that way. A protocol portal of the same name wins.
+    /// Execute of such a portal reads the cursor ([`Self::execute_cursor`]).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if client.portal_store().get_portal(name).is_none() {
+                let session = session_of(client)?;
+                let fields = {
+                    let cursors = session.cursors.lock().await;
+                    cursors
+                        .get(name)
+                        .map(|cursor| cursor.fields.as_ref().clone())
+                };
+                let Some(fields) = fields else {
+                    return Err(ServerError::Sql(SqlError::new(
+                        "34000",
+                        format!("portal \"{name}\" does not exist"),
+                    ))
+                    .into());
+                };
+                let response = DescribePortalResponse::new(fields);
+                return send_describe_response(client, &response).await;
+            }
+        }
+        self._on_describe(client, message).await
+    }
+
+    /// Close of a portal also closes the `DECLARE`d cursor of that name.
+    /// Closing a name that is neither is not an error, as in PostgreSQL; an
+    /// unknown target type is a protocol violation (08P01).
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL => {
+                client.portal_store().rm_portal(name);
+                let session = session_of(client)?;
+                session.cursors.lock().await.remove(name);
+            }
+            other => {
+                return Err(ServerError::Sql(SqlError::new(
+                    codes::PROTOCOL_VIOLATION,
+                    format!("invalid CLOSE message subtype {other}"),
+                ))
+                .into());
+            }
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
     }
 
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
