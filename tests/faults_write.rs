@@ -87,7 +87,8 @@ impl Stmt {
     async fn run(self, env: &Env) -> Result<(), Failed> {
         let sql = match self {
             Stmt::InsertOne => format!(
-                "INSERT INTO tasks (title, project_id, task_list_id) VALUES ('Fault one', {p}, {l})",
+                "INSERT INTO tasks (title, project_id, task_list_id) \
+                 VALUES ('Fault one', {p}, {l})",
                 p = ids::WEBSITE,
                 l = ids::SPRINT
             ),

@@ -591,7 +591,9 @@ async fn default_tables_sync_both_ways(db: TestDb) {
         Some(json!({"data": {
             "type": "invoices",
             "attributes": {"currency": "EUR", "invoiced_on": "2026-11-02", "subject": "First"},
-            "relationships": {"company": {"data": {"type": "companies", "id": ids::ACME.to_string()}}}
+            "relationships": {
+                "company": {"data": {"type": "companies", "id": ids::ACME.to_string()}}
+            }
         }})),
     )
     .await;

@@ -3,7 +3,8 @@
 //!
 //! A run, per table:
 //! 1. **Push.** Reads the changes capture triggers queued in the target
-//!    ([`CHANGES_TABLE`](super::target::CHANGES_TABLE)), one entry per row changed since the last run,
+//!    ([`CHANGES_TABLE`](super::target::CHANGES_TABLE)), one entry per row
+//!    changed since the last run,
 //!    and asks Productive for the current version of those rows. A row
 //!    inserted locally (it has no fingerprint) is created with `POST` and
 //!    takes the id Productive gives it; an updated row sends the writable
