@@ -474,3 +474,37 @@ async fn json_attributes_are_jsonb_in_both_formats() {
         .expect("expression");
     assert_eq!(row.columns()[0].type_(), &tokio_postgres::types::Type::TEXT);
 }
+
+#[tokio::test]
+async fn catalogs_list_json_attributes_as_jsonb() {
+    let s = stack().await;
+    let client = connect(&s).await;
+    let typed = |table: &str, column: &str| {
+        format!(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON a.attrelid = c.oid \
+             WHERE c.relname = '{table}' AND a.attname = '{column}'"
+        )
+    };
+    assert_eq!(
+        first_value(&client, &typed("activities", "changeset"))
+            .await
+            .as_deref(),
+        Some("jsonb")
+    );
+    assert_eq!(
+        first_value(&client, &typed("tasks", "custom_fields"))
+            .await
+            .as_deref(),
+        Some("jsonb")
+    );
+    assert_eq!(
+        first_value(&client, &typed("tasks", "title"))
+            .await
+            .as_deref(),
+        Some("text")
+    );
+    let info = "SELECT data_type FROM information_schema.columns \
+                WHERE table_name = 'activities' AND column_name = 'changeset'";
+    assert_eq!(first_value(&client, info).await.as_deref(), Some("jsonb"));
+}

@@ -649,6 +649,10 @@ impl SchemaProvider for PgCatalogWithComments {
                 inner,
                 store: self.store.clone(),
             }))),
+            Some(inner) if name == "pg_attribute" => Ok(Some(Arc::new(PgAttribute {
+                inner,
+                store: self.store.clone(),
+            }))),
             Some(inner) if name == "pg_proc" => match self.inner.table("pg_namespace").await? {
                 Some(namespaces) => Ok(Some(Arc::new(PgProc::new(
                     inner,
@@ -735,6 +739,121 @@ impl TableProvider for PgDescription {
             projection.cloned(),
         )?;
         UnionExec::try_new(vec![exported, ours])
+    }
+}
+
+/// `pg_attribute` with the type of JSON columns set to `jsonb`: the
+/// exported table types columns from their Arrow type alone, which is a
+/// string for them (see [`super::jsonb`]).
+#[derive(Debug)]
+struct PgAttribute {
+    inner: Arc<dyn TableProvider>,
+    store: Arc<CommentStore>,
+}
+
+impl PgAttribute {
+    /// `(table oid, column name)` of every JSON column of a resolved table.
+    async fn json_columns(&self, state: &dyn CatalogSession) -> Result<Vec<(i64, String)>> {
+        let relations = self
+            .store
+            .relations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(state) = state
+            .as_any()
+            .downcast_ref::<datafusion::execution::SessionState>()
+        else {
+            return Ok(vec![]);
+        };
+        let list = state.catalog_list();
+        let mut out = Vec::new();
+        for ((schema_name, table_name), oid) in relations {
+            let Some(schema) = list
+                .catalog_names()
+                .iter()
+                .find_map(|c| list.catalog(c)?.schema(&schema_name))
+            else {
+                continue;
+            };
+            if schema_name == "pg_catalog" || schema_name == "information_schema" {
+                continue;
+            }
+            let Some(table) = schema.table(&table_name).await? else {
+                continue;
+            };
+            for field in table.schema().fields() {
+                if super::jsonb::is_jsonb(field) {
+                    out.push((oid, field.name().clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgAttribute {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let json = self.json_columns(state).await?;
+        let schema = self.inner.schema();
+        let (Some(relid), Some(name), Some(typid)) = (
+            schema.index_of("attrelid").ok(),
+            schema.index_of("attname").ok(),
+            schema.index_of("atttypid").ok(),
+        ) else {
+            return self.inner.scan(state, projection, filters, limit).await;
+        };
+        if json.is_empty() {
+            return self.inner.scan(state, projection, filters, limit).await;
+        }
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+        let mut patched = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let relids = cast(batch.column(relid), &DataType::Int64)?;
+            let relids = relids.as_primitive::<Int64Type>();
+            let names = cast(batch.column(name), &DataType::Utf8)?;
+            let names = names.as_string::<i32>();
+            let types = cast(batch.column(typid), &DataType::Int64)?;
+            let types = types.as_primitive::<Int64Type>();
+            let new_types: datafusion::arrow::array::Int64Array = (0..batch.num_rows())
+                .map(|row| {
+                    let is_json = !relids.is_null(row)
+                        && !names.is_null(row)
+                        && json
+                            .iter()
+                            .any(|(oid, col)| *oid == relids.value(row) && col == names.value(row));
+                    if is_json {
+                        Some(i64::from(postgres_types::Type::JSONB.oid()))
+                    } else {
+                        (!types.is_null(row)).then(|| types.value(row))
+                    }
+                })
+                .collect();
+            let mut columns = batch.columns().to_vec();
+            columns[typid] = cast(&new_types, schema.field(typid).data_type())?;
+            patched.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[patched],
+            schema,
+            projection.cloned(),
+        )?)
     }
 }
 

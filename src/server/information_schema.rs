@@ -141,7 +141,13 @@ impl TableProvider for ColumnsView {
                     };
                     for (i, field) in table.schema().fields().iter().enumerate() {
                         let t = field.data_type();
-                        let pg = pg_type_of(t);
+                        // JSON attributes are strings marked as jsonb.
+                        let json = super::jsonb::is_jsonb(field);
+                        let pg = if json {
+                            postgres_types::Type::JSONB
+                        } else {
+                            pg_type_of(t)
+                        };
                         let (precision, scale) = match t {
                             DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
                                 (Some(i32::from(*p)), Some(i32::from(*s)))
@@ -158,7 +164,11 @@ impl TableProvider for ColumnsView {
                             DataType::Timestamp(..) | DataType::Time64(_) => Some(6),
                             _ => None,
                         };
-                        let type_name = data_type_name(t);
+                        let type_name = if json {
+                            "jsonb".to_owned()
+                        } else {
+                            data_type_name(t)
+                        };
                         let texts = [
                             Some(catalog_name.as_str()),
                             Some(schema_name.as_str()),
