@@ -769,6 +769,9 @@ impl PgAttribute {
         let list = state.catalog_list();
         let mut out = Vec::new();
         for ((schema_name, table_name), oid) in relations {
+            if schema_name == "pg_catalog" || schema_name == "information_schema" {
+                continue;
+            }
             let Some(schema) = list
                 .catalog_names()
                 .iter()
@@ -776,9 +779,6 @@ impl PgAttribute {
             else {
                 continue;
             };
-            if schema_name == "pg_catalog" || schema_name == "information_schema" {
-                continue;
-            }
             let Some(table) = schema.table(&table_name).await? else {
                 continue;
             };

@@ -641,12 +641,8 @@ impl Push<'_> {
     /// Sends one request; `None` in plan mode.
     async fn send(&mut self, write: RowWrite) -> Sent {
         let is_post = write.method == Method::POST;
-        let answer = self
-            .client
-            .write(write.method, &write.path, write.body.as_ref(), &self.stats)
-            .await;
-        match answer {
-            Ok(doc) => Sent::Done(doc.map(|d| d.data)),
+        match write.send(&self.client, &self.stats).await {
+            Ok((_, record)) => Sent::Done(record),
             Err(e @ ApiError::OutcomeUnknown { .. }) if is_post => Sent::Unknown(e.to_string()),
             Err(e @ ApiError::Transport { .. }) if is_post => Sent::Unknown(e.to_string()),
             Err(e @ ApiError::Status { status, .. }) if is_post && status >= 500 => {

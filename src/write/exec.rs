@@ -213,21 +213,6 @@ pub struct RowWrite {
 }
 
 impl RowWrite {
-    /// `POST`, `PATCH` or `DELETE`.
-    pub fn method(&self) -> &Method {
-        &self.method
-    }
-
-    /// The request path, e.g. `/tasks/42`.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The JSON:API body, if the request has one.
-    pub fn body(&self) -> Option<&Value> {
-        self.body.as_ref()
-    }
-
     /// Sends the request; answers the record as the API returned it (none
     /// for DELETE) and the id it was written under.
     ///

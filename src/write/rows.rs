@@ -389,8 +389,8 @@ mod tests {
         let write = rows
             .prepare(RowAction::Insert, &row(&[Some("A"), Some("1"), Some("2")]))
             .expect("valid row");
-        assert_eq!(write.method().as_str(), "POST");
-        let body = write.body().expect("body");
+        assert_eq!(write.method.as_str(), "POST");
+        let body = write.body.as_ref().expect("body");
         assert_eq!(body["data"]["attributes"]["title"], "A");
         assert_eq!(body["data"]["relationships"]["project"]["data"]["id"], "1");
 
@@ -419,8 +419,8 @@ mod tests {
         let write = rows
             .prepare(RowAction::Update, &row(&[Some("7"), Some("B")]))
             .expect("valid row");
-        assert_eq!(write.method().as_str(), "PATCH");
-        assert!(write.path().ends_with("/tasks/7"));
+        assert_eq!(write.method.as_str(), "PATCH");
+        assert!(write.path.ends_with("/tasks/7"));
         assert_eq!(rows.id_of(&row(&[Some("7"), Some("B")])), Some("7"));
         let err = rows
             .prepare(RowAction::Update, &row(&[Some("x"), Some("B")]))
@@ -429,7 +429,7 @@ mod tests {
         let write = rows
             .prepare(RowAction::Delete, &row(&[Some("7"), None]))
             .expect("delete");
-        assert_eq!(write.method().as_str(), "DELETE");
+        assert_eq!(write.method.as_str(), "DELETE");
     }
 
     #[test]
