@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::api::ApiConfig;
+use crate::api::budget::{RateLimits, Window};
 use crate::gateway::SessionDefaults;
 use crate::gateway::backend::GatewayBackend;
 use crate::secret::Secret;
@@ -46,6 +47,8 @@ pub struct ServeSettings {
     /// Latency the demo's simulator adds to every API request, to try out
     /// slow statements, timeouts and cancels.
     pub demo_latency: Duration,
+    /// The windows requests keep to (Productive's by default).
+    pub rate_limits: RateLimits,
 }
 
 impl ServeSettings {
@@ -164,7 +167,8 @@ pub async fn serve(settings: ServeSettings, shutdown: impl Future<Output = ()>) 
         },
         None => AuthMode::PassThrough,
     };
-    let api = ApiConfig::new(&api_url, "", Secret::default());
+    let mut api = ApiConfig::new(&api_url, "", Secret::default());
+    api.limits = settings.rate_limits.clone();
     let backend = GatewayBackend::new(
         api,
         credentials,
@@ -437,6 +441,37 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
     Ok(interval)
 }
 
+/// Parses the rate limits requests keep to: `off`, or windows such as
+/// `100/10s,4000/30m` (at most 100 requests in any 10 seconds and 4,000 in
+/// any 30 minutes). Report endpoints keep their own 10 per 30 seconds
+/// unless the limits are `off`.
+///
+/// # Errors
+/// Anything else, a zero count or a zero period.
+pub fn parse_rate_limits(text: &str) -> Result<RateLimits> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateLimits::unlimited());
+    }
+    let general = text
+        .split(',')
+        .map(|part| {
+            let wrong = || anyhow!("{part:?} is not a window such as 100/10s or 4000/30m");
+            let (count, period) = part.trim().split_once('/').ok_or_else(wrong)?;
+            let limit: u32 = count.trim().parse().map_err(|_| wrong())?;
+            let period = parse_duration(period).map_err(|_| wrong())?;
+            if limit == 0 || period.is_zero() {
+                bail!("{part:?}: a window needs at least one request and a period over zero");
+            }
+            Ok(Window::new(limit, period))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RateLimits {
+        general,
+        reports: RateLimits::default().reports,
+    })
+}
+
 /// Parses a duration: `500ms`, `90s`, `5m`, `2h`, `1d`, or seconds; zero
 /// is allowed.
 ///
@@ -551,11 +586,33 @@ mod tests {
             demo: None,
             read_only: false,
             cache_ttl: None,
+            rate_limits: RateLimits::default(),
         }
     }
 
     fn err(s: &ServeSettings) -> String {
         s.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rate_limits_are_windows_or_off() {
+        let limits = parse_rate_limits("100/10s, 4000/30m").unwrap();
+        assert_eq!(limits, RateLimits::default());
+        let one = parse_rate_limits("500/1s").unwrap();
+        assert_eq!(one.general, vec![Window::new(500, Duration::from_secs(1))]);
+        assert_eq!(one.reports, RateLimits::default().reports);
+        assert_eq!(parse_rate_limits("OFF").unwrap(), RateLimits::unlimited());
+        for bad in [
+            "",
+            "100",
+            "100/",
+            "x/10s",
+            "0/10s",
+            "100/0s",
+            "100/10 parsecs",
+        ] {
+            assert!(parse_rate_limits(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

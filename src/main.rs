@@ -296,6 +296,15 @@ struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "PRODUCTIVE_PG_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Rate limits the server keeps to for each token: `off`, or windows
+    /// such as `100/10s,4000/30m` (Productive's, the default).
+    #[arg(
+        long,
+        env = "PRODUCTIVE_PG_RATE_LIMITS",
+        default_value = "100/10s,4000/30m",
+        value_parser = parse_rate_limits
+    )]
+    rate_limits: productive_pg::api::budget::RateLimits,
     /// Most client connections at once; more are refused with 53300.
     #[arg(long, env = "PRODUCTIVE_PG_MAX_CONNECTIONS", default_value_t = 100)]
     max_connections: usize,
@@ -354,6 +363,10 @@ struct SimArgs {
     no_retry_after: bool,
 }
 
+fn parse_rate_limits(value: &str) -> Result<productive_pg::api::budget::RateLimits, String> {
+    app::parse_rate_limits(value).map_err(|e| e.to_string())
+}
+
 fn parse_cache_ttl(value: &str) -> Result<Duration, String> {
     productive_pg::table::options::CacheTtl::parse(value).map(Option::unwrap_or_default)
 }
@@ -408,6 +421,7 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
         max_connections: a.max_connections,
         shutdown_grace: a.shutdown_grace,
         demo_latency: Duration::from_millis(a.demo_latency_ms),
+        rate_limits: a.rate_limits,
         demo: a.demo.then(|| DemoOptions {
             scale: a.scale.max(1),
             ..DemoOptions::default()

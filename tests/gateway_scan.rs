@@ -151,3 +151,51 @@ async fn max_requests_caps_a_scan() {
     env.query("SET productive.max_requests = 0").await;
     assert_eq!(env.column("SELECT count(*) FROM tasks").await, ["1000"]);
 }
+
+#[tokio::test]
+async fn later_pages_are_read_while_the_client_is_busy_with_earlier_ones() {
+    use futures::StreamExt;
+    let env = env_with(many_tasks(1000)).await;
+    env.sim
+        .set_latency(productive_pg::sim::Latency::new(100, 0));
+    env.take_requests();
+    productive_pg::table::begin_statement(&env.ctx);
+    let mut stream = env
+        .ctx
+        .sql("SELECT id FROM tasks")
+        .await
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 200);
+    // The client works on page 1 and does not ask for more for a while:
+    // the other pages are fetched meanwhile, not when it asks.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 5, "pages 2-5 were read ahead: {reqs:?}");
+    let mut rows = first.num_rows();
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, 1000);
+    assert!(env.take_requests().is_empty(), "no page was read twice");
+}
+
+#[tokio::test]
+async fn explain_analyze_counts_each_request_of_a_concurrent_scan_once() {
+    let env = env_with(many_tasks(1000)).await;
+    env.sim.set_latency(productive_pg::sim::Latency::new(50, 0));
+    let plan = env.table("EXPLAIN ANALYZE SELECT id FROM tasks").await;
+    let metric = |name: &str| {
+        let at = plan
+            .find(&format!("{name}="))
+            .unwrap_or_else(|| panic!("{plan}"));
+        let value = &plan[at + name.len() + 1..];
+        value[..value.find([',', ']']).unwrap()].to_string()
+    };
+    assert_eq!(metric("api_requests"), "5", "{plan}");
+    assert_eq!(metric("api_pages"), "5", "{plan}");
+    assert_eq!(metric("output_rows"), "1.00 K", "{plan}");
+}

@@ -54,6 +54,7 @@ async fn a_new_user_tries_the_demo_with_psql() {
         demo: Some(DemoOptions::default()),
         read_only: false,
         cache_ttl: None,
+        rate_limits: productive_pg::api::budget::RateLimits::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(settings, async move {

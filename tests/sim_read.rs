@@ -181,6 +181,39 @@ async fn pagination_meta_and_links_follow_the_api() {
 }
 
 #[tokio::test]
+async fn plain_listings_page_like_sorted_ones() {
+    let sim = start_standard().await;
+    for kind in ["tasks", "expenses"] {
+        let mut plain = Vec::new();
+        let mut by_id = Vec::new();
+        let mut by_id_desc = Vec::new();
+        for n in 1..=4 {
+            let page = format!("page[number]={n}&page[size]=2");
+            let a = sim.get(&format!("/{kind}?{page}")).await;
+            let b = sim.get(&format!("/{kind}?sort=id&{page}")).await;
+            let c = sim.get(&format!("/{kind}?sort=-id&{page}")).await;
+            assert_eq!(a.body["meta"], b.body["meta"], "{kind} page {n}");
+            assert_eq!(a.body["meta"], c.body["meta"], "{kind} page {n}");
+            plain.extend(a.ids());
+            by_id.extend(b.ids());
+            by_id_desc.extend(c.ids());
+        }
+        assert!(!plain.is_empty(), "{kind}");
+        assert_eq!(plain, by_id, "{kind}");
+        let total = sim.get(&format!("/{kind}?page[size]=200")).await;
+        let mut all = total.ids();
+        all.truncate(plain.len());
+        assert_eq!(plain, all, "{kind}: pages of 2 and one page of 200 agree");
+        let mut every = sim
+            .get(&format!("/{kind}?sort=-id&page[size]=200"))
+            .await
+            .ids();
+        every.truncate(by_id_desc.len());
+        assert_eq!(by_id_desc, every, "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn page_size_defaults_to_30_and_is_clamped_to_200() {
     let sim = start_standard().await;
     let reply = sim.get("/tasks").await;

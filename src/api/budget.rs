@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::warn;
 
 /// At most `limit` requests in any `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,22 @@ impl Window {
         Window { limit, period }
     }
 }
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.period.as_secs();
+        match secs {
+            0 => write!(f, "{} per {} ms", self.limit, self.period.as_millis()),
+            s if s % 3600 == 0 => write!(f, "{} per {} h", self.limit, s / 3600),
+            s if s % 60 == 0 => write!(f, "{} per {} min", self.limit, s / 60),
+            s => write!(f, "{} per {s} s", self.limit),
+        }
+    }
+}
+
+/// A wait for room this long is logged: the statement behind it may seem
+/// stuck otherwise (the 30-minute window can hold requests for minutes).
+const LONG_WAIT: Duration = Duration::from_secs(5);
 
 /// The windows that apply to a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +208,7 @@ impl RateBudget {
     /// in flight until the returned slot is dropped.
     pub async fn acquire(&self, kind: RequestKind) -> Slot<'_> {
         let start = Instant::now();
+        let mut told = false;
         loop {
             // Registered before looking, so an end in between is not missed.
             let ended = self.ended.notified();
@@ -216,7 +234,22 @@ impl RateBudget {
                         waited: now.duration_since(start),
                     };
                 }
-                ready.map(|t| t + self.margin)
+                let wait_until = ready.map(|t| t + self.margin);
+                if !told && wait_until.is_some_and(|t| t.duration_since(now) >= LONG_WAIT) {
+                    told = true;
+                    let full: Vec<String> = state
+                        .windows(kind)
+                        .filter_map(|w| {
+                            (w.ready_at(now) != Some(now)).then(|| w.window.to_string())
+                        })
+                        .collect();
+                    warn!(
+                        wait_s = wait_until.map_or(0, |t| t.duration_since(now).as_secs()),
+                        windows = %full.join(", "),
+                        "requests wait for room under the API's rate limits"
+                    );
+                }
+                wait_until
             };
             match wait_until {
                 Some(t) => {

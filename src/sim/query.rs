@@ -271,6 +271,11 @@ impl FilterExpr {
         FilterExpr::All(Vec::new())
     }
 
+    /// Whether the filter keeps every record without looking at it.
+    pub fn is_everything(&self) -> bool {
+        matches!(self, FilterExpr::All(parts) if parts.iter().all(FilterExpr::is_everything))
+    }
+
     /// Whether `record` passes the filter.
     pub fn matches(&self, ctx: EvalContext<'_>, record: &Record) -> bool {
         match self {

@@ -33,46 +33,58 @@ pub fn list(
         store: ctx.store,
     };
     let is_comments = kind == "comments";
-    let matched: Vec<&Record> = ctx
-        .store
-        .all(kind)
-        .filter(|r| !is_comments || rules::has_comment_parent(r))
-        .filter(|r| query.filter.matches(eval, r))
-        .collect();
-
     let newest_first = kind == "activities";
-    let sort = if newest_first {
-        vec![SortKey {
-            source: SortSource::Attribute("created_at", JsonType::TimestampString),
-            descending: true,
-        }]
-    } else {
-        query.sort.clone()
-    };
-    // The store yields id order, which is already the default order.
-    let sorted = if sort.is_empty() {
-        matched
-    } else {
-        query::sort_records(matched, &sort, eval, newest_first)
-    };
+    let first = usize::try_from((query.page_number - 1).saturating_mul(query.page_size))
+        .unwrap_or(usize::MAX);
+    let size = usize::try_from(query.page_size).unwrap_or(usize::MAX);
+
+    // A plain listing in id order is the store's own order: only the page
+    // is visited, so paging through a million records stays linear.
+    let in_store_order = query
+        .sort
+        .iter()
+        .all(|k| matches!(k.source, SortSource::Id) && !k.descending);
+    let (total, page): (usize, Vec<&Record>) =
+        if query.filter.is_everything() && in_store_order && !is_comments && !newest_first {
+            let page = ctx.store.all(kind).skip(first).take(size).collect();
+            (ctx.store.count(kind), page)
+        } else {
+            let matched: Vec<&Record> = ctx
+                .store
+                .all(kind)
+                .filter(|r| !is_comments || rules::has_comment_parent(r))
+                .filter(|r| query.filter.matches(eval, r))
+                .collect();
+            let sort = if newest_first {
+                vec![SortKey {
+                    source: SortSource::Attribute("created_at", JsonType::TimestampString),
+                    descending: true,
+                }]
+            } else {
+                query.sort.clone()
+            };
+            // The store yields id order, which is already the default order.
+            let sorted = if sort.is_empty() {
+                matched
+            } else {
+                query::sort_records(matched, &sort, eval, newest_first)
+            };
+            let total = sorted.len();
+            let page = sorted.into_iter().skip(first).take(size).collect();
+            (total, page)
+        };
 
     let info = PageInfo {
         current_page: query.page_number,
         page_size: query.page_size,
-        total_count: sorted.len() as u64,
+        total_count: total as u64,
         max_page_size: MAX_PAGE_SIZE,
     };
-    let start = usize::try_from((query.page_number - 1).saturating_mul(query.page_size))
-        .unwrap_or(usize::MAX)
-        .min(sorted.len());
-    let end = start
-        .saturating_add(query.page_size as usize)
-        .min(sorted.len());
     let links = document::page_links(collection_url, pairs, &info);
     Ok(document::list_document(
         ctx,
         kind,
-        &sorted[start..end],
+        &page,
         &query.include,
         &links,
         &info,

@@ -7,8 +7,10 @@
 //! A lookup scan fetches records by id.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -27,13 +29,12 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SortOrderPushdownResult,
 };
-use futures::future::BoxFuture;
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
 use serde_json::Value;
 
 use super::convert::records_to_batch;
 use super::schema::{ColumnDef, TableDef};
-use crate::api::document::{ListDocument, ResourceObject};
+use crate::api::document::ResourceObject;
 use crate::api::{ApiClient, ApiError, ListRequest, RequestStats, StatementRequests};
 use crate::catalog::SqlType;
 use crate::error::{SqlError, codes};
@@ -210,6 +211,8 @@ struct ScanContext {
     cache_hits: Count,
     pages: Count,
     rows: Count,
+    /// Requests and cache hits already added to the metrics.
+    counted: std::sync::Mutex<(u64, u64)>,
 }
 
 impl ScanContext {
@@ -230,16 +233,16 @@ impl ScanContext {
         }
     }
 
-    /// Adds the requests and cache hits since `before` (from
-    /// [`Self::counters`]) to the metrics.
-    fn count_request(&self, before: (u64, u64)) {
-        let (requests, hits) = self.counters();
-        self.requests.add((requests - before.0) as usize);
-        self.cache_hits.add((hits - before.1) as usize);
-    }
-
-    fn counters(&self) -> (u64, u64) {
-        (self.stats.requests(), self.stats.cache_hits())
+    /// Brings the request and cache-hit metrics up to the scan's counters.
+    /// Pages run at once, so each adds what nobody has added yet rather
+    /// than what happened while it ran.
+    fn count_requests(&self) {
+        let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        let (requests, hits) = (self.stats.requests(), self.stats.cache_hits());
+        self.requests
+            .add(requests.saturating_sub(counted.0) as usize);
+        self.cache_hits.add(hits.saturating_sub(counted.1) as usize);
+        *counted = (counted.0.max(requests), counted.1.max(hits));
     }
 }
 
@@ -377,6 +380,7 @@ impl ExecutionPlan for ProductiveScanExec {
             cache_hits: MetricBuilder::new(&self.metrics).counter("api_cache_hits", partition),
             pages: MetricBuilder::new(&self.metrics).counter("api_pages", partition),
             rows: MetricBuilder::new(&self.metrics).output_rows(partition),
+            counted: Default::default(),
         });
         let stream: Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>> = match &self.request {
             ScanRequest::List(req) => Box::pin(list_stream(
@@ -400,31 +404,88 @@ impl ExecutionPlan for ProductiveScanExec {
     }
 }
 
-type PageFuture = BoxFuture<'static, std::result::Result<(u32, ListDocument), ApiError>>;
+/// A page of a list as its own task read it: the task fetches, decodes and
+/// converts the page while the consumer works on earlier ones.
+struct FetchedPage {
+    page: u32,
+    total_count: Option<u64>,
+    total_pages: Option<u32>,
+    /// Records in the answer, before rows of another table are dropped.
+    len: usize,
+    batch: Result<RecordBatch>,
+}
 
-fn fetch_page(ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, page: u32) -> PageFuture {
-    let ctx = ctx.clone();
-    let req = req.clone();
-    Box::pin(async move {
-        let before = ctx.counters();
-        let doc = ctx.client.list_page(&req, page, &ctx.stats).await;
-        ctx.count_request(before);
-        doc.map(|d| (page, d))
-    })
+/// The task reading one page; dropping it abandons the request.
+struct PageTask(tokio::task::JoinHandle<std::result::Result<FetchedPage, ApiError>>);
+
+impl PageTask {
+    fn spawn(ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, page: u32) -> PageTask {
+        let ctx = ctx.clone();
+        let req = req.clone();
+        PageTask(tokio::spawn(async move {
+            let doc = ctx.client.list_page(&req, page, &ctx.stats).await;
+            ctx.count_requests();
+            let doc = doc?;
+            let len = doc.data.len();
+            let records: Vec<ResourceObject> =
+                doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
+            Ok(FetchedPage {
+                page,
+                total_count: doc.meta.total_count,
+                total_pages: doc.meta.total_pages,
+                len,
+                batch: ctx.to_batch(&records),
+            })
+        }))
+    }
+}
+
+impl Future for PageTask {
+    type Output = Result<FetchedPage>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.0).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(page)) => Poll::Ready(page.map_err(Into::into)),
+            Poll::Ready(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(DataFusionError::External(Box::new(e)))),
+        }
+    }
+}
+
+impl Drop for PageTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 enum ListState {
     Start,
-    Running {
-        next: u32,
-        last: u32,
-        inflight: FuturesOrdered<PageFuture>,
-        remaining: Option<usize>,
-        /// `total_count` of page 1: a later page with another total means
-        /// rows were added or removed while the list was read.
-        total: Option<u64>,
-    },
+    Running(Box<Running>),
     Done,
+}
+
+/// A list scan past page 1.
+struct Running {
+    next: u32,
+    last: u32,
+    inflight: FuturesOrdered<PageTask>,
+    remaining: Option<usize>,
+    /// `total_count` of page 1: a later page with another total means rows
+    /// were added or removed while the list was read.
+    total: Option<u64>,
+}
+
+impl Running {
+    /// Starts pages until `concurrency` are in flight, at once rather than
+    /// when the consumer next asks, so the pipe stays full.
+    fn top_up(&mut self, ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, concurrency: usize) {
+        while self.inflight.len() < concurrency && self.next <= self.last {
+            self.inflight
+                .push_back(PageTask::spawn(ctx, req, self.next));
+            self.next += 1;
+        }
+    }
 }
 
 /// Pages of a list request, in order, as batches.
@@ -440,106 +501,86 @@ fn list_stream(
         let ctx = ctx.clone();
         let req = req.clone();
         async move {
-            let (doc, page, mut next_state) = match state {
+            let (fetched, mut running) = match state {
                 ListState::Done => return None,
-                ListState::Start => match fetch_page(&ctx, &req, 1).await {
-                    Err(e) => return Some((Err(e.into()), ListState::Done)),
-                    Ok((_, doc)) => {
-                        let pages = doc.meta.total_pages.unwrap_or(1).max(1);
-                        if let Some(err) = refuse_unbounded(&ctx, &doc, pages, max_scan_rows) {
+                ListState::Start => match PageTask::spawn(&ctx, &req, 1).await {
+                    Err(e) => return Some((Err(e), ListState::Done)),
+                    Ok(fetched) => {
+                        let pages = fetched.total_pages.unwrap_or(1).max(1);
+                        if let Some(err) =
+                            refuse_unbounded(&ctx, fetched.total_count, pages, max_scan_rows)
+                        {
                             return Some((Err(err.into_datafusion()), ListState::Done));
                         }
                         let last = match req.pages_for_limit() {
                             Some(p) => pages.min(p),
                             None => pages,
                         };
-                        let state = ListState::Running {
+                        let running = Box::new(Running {
                             next: 2,
                             last,
                             inflight: FuturesOrdered::new(),
                             remaining: limit,
-                            total: doc.meta.total_count,
-                        };
-                        (doc, 1, state)
+                            total: fetched.total_count,
+                        });
+                        (fetched, running)
                     }
                 },
-                ListState::Running {
-                    mut next,
-                    last,
-                    mut inflight,
-                    remaining,
-                    total,
-                } => {
-                    while inflight.len() < concurrency && next <= last {
-                        inflight.push_back(fetch_page(&ctx, &req, next));
-                        next += 1;
-                    }
-                    match inflight.next().await {
+                ListState::Running(mut running) => {
+                    running.top_up(&ctx, &req, concurrency);
+                    match running.inflight.next().await {
                         None => return None,
-                        Some(Err(e)) => return Some((Err(e.into()), ListState::Done)),
-                        Some(Ok((page, doc))) => (
-                            doc,
-                            page,
-                            ListState::Running {
-                                next,
-                                last,
-                                inflight,
-                                remaining,
-                                total,
-                            },
-                        ),
+                        Some(Err(e)) => return Some((Err(e), ListState::Done)),
+                        Some(Ok(fetched)) => (fetched, running),
                     }
                 }
             };
-
             ctx.pages.add(1);
-            let ListState::Running {
-                next,
-                last,
-                inflight,
-                remaining,
-                total,
-            } = &mut next_state
-            else {
-                unreachable!("a page was fetched, so the scan is running");
-            };
 
             // Rows added or removed between page requests shift the pages:
             // fail rather than return rows twice or not at all.
             let expected = req.page_size as usize;
-            let moved =
-                total.is_some() && doc.meta.total_count.is_some() && doc.meta.total_count != *total;
-            if moved || (page < *last && doc.data.len() < expected && remaining.is_none()) {
+            let moved = running.total.is_some()
+                && fetched.total_count.is_some()
+                && fetched.total_count != running.total;
+            let short = fetched.page < running.last
+                && fetched.len < expected
+                && running.remaining.is_none();
+            if moved || short {
                 let err = SqlError::new(
                     codes::FDW_ERROR,
                     format!(
-                        "the {} list changed while it was read (page {page}: {} rows of {:?} \
+                        "the {} list changed while it was read (page {}: {} rows of {:?} \
                          in all, page 1 said {:?})",
                         ctx.def.table.name,
-                        doc.data.len(),
-                        doc.meta.total_count,
-                        total
+                        fetched.page,
+                        fetched.len,
+                        fetched.total_count,
+                        running.total
                     ),
                 )
                 .with_hint("run the statement again");
                 return Some((Err(err.into_datafusion()), ListState::Done));
             }
 
-            let mut records: Vec<ResourceObject> =
-                doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
-            if let Some(rem) = remaining {
-                records.truncate(*rem);
-                *rem -= records.len();
+            let mut batch = fetched.batch;
+            if let (Some(rem), Ok(b)) = (running.remaining.as_mut(), batch.as_mut()) {
+                if b.num_rows() > *rem {
+                    *b = b.slice(0, *rem);
+                }
+                *rem -= b.num_rows();
             }
-            let finished = remaining.is_some_and(|r| r == 0)
-                || (inflight.is_empty() && *next > *last)
-                || doc.meta.total_pages.is_none();
-            ctx.rows.add(records.len());
-            let batch = ctx.to_batch(&records);
+            let finished = running.remaining.is_some_and(|r| r == 0)
+                || (running.inflight.is_empty() && running.next > running.last)
+                || fetched.total_pages.is_none();
+            if let Ok(b) = &batch {
+                ctx.rows.add(b.num_rows());
+            }
             let state = if finished || batch.is_err() {
                 ListState::Done
             } else {
-                next_state
+                running.top_up(&ctx, &req, concurrency);
+                ListState::Running(running)
             };
             Some((batch, state))
         }
@@ -551,11 +592,11 @@ fn list_stream(
 /// for; `None` when the scan may go on.
 fn refuse_unbounded(
     ctx: &ScanContext,
-    page_one: &ListDocument,
+    total_count: Option<u64>,
     pages: u32,
     max_scan_rows: u64,
 ) -> Option<SqlError> {
-    let total = page_one.meta.total_count?;
+    let total = total_count?;
     if max_scan_rows == 0 || total <= max_scan_rows || pages <= 1 {
         return None;
     }
@@ -590,12 +631,11 @@ fn lookup_stream(
             let include = include.clone();
             let endpoint = endpoint.clone();
             async move {
-                let before = ctx.counters();
                 let doc = ctx
                     .client
                     .get_one(&endpoint, &id, &include, &ctx.stats)
                     .await;
-                ctx.count_request(before);
+                ctx.count_requests();
                 ctx.pages.add(1);
                 let records: Vec<ResourceObject> = match doc? {
                     Some(doc) if ctx.belongs(&doc.data) => vec![doc.data],
