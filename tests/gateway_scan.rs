@@ -199,3 +199,35 @@ async fn explain_analyze_counts_each_request_of_a_concurrent_scan_once() {
     assert_eq!(metric("api_pages"), "5", "{plan}");
     assert_eq!(metric("output_rows"), "1.00 K", "{plan}");
 }
+
+#[tokio::test]
+async fn a_scan_keeps_at_most_page_concurrency_requests_on_the_wire() {
+    let env = env_with(many_tasks(3000)).await;
+    env.sim
+        .set_latency(productive_pg::sim::Latency::new(200, 0));
+    env.ctx
+        .sql("SET productive.page_concurrency = 4")
+        .await
+        .unwrap();
+    env.take_requests();
+    let ids = env.column("SELECT id FROM tasks").await;
+    assert_eq!(ids.len(), 3000);
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 15, "{reqs:?}");
+    // Every request takes 200 ms: answers that arrive within 100 ms of each
+    // other were on the wire together.
+    let times: Vec<std::time::SystemTime> = reqs.iter().map(|r| r.at).collect();
+    for t in &times {
+        let together = times
+            .iter()
+            .filter(|u| {
+                let gap = u
+                    .duration_since(*t)
+                    .or_else(|_| t.duration_since(**u))
+                    .unwrap();
+                gap < std::time::Duration::from_millis(100)
+            })
+            .count();
+        assert!(together <= 4, "{together} requests on the wire at once");
+    }
+}

@@ -111,6 +111,10 @@ pub struct RequestStats {
     statement: Arc<StatementRequests>,
     /// Refuse a request once the statement has sent this many (0: no cap).
     cap: u64,
+    /// At most this many requests of these counters on the wire at once;
+    /// a request holds its place until its answer has arrived, not while
+    /// the answer is decoded.
+    on_the_wire: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl RequestStats {
@@ -132,6 +136,14 @@ impl RequestStats {
         }
     }
 
+    /// The same counters, with at most `n` requests on the wire at once.
+    pub fn with_max_on_the_wire(self, n: usize) -> RequestStats {
+        RequestStats {
+            on_the_wire: Some(Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+            ..self
+        }
+    }
+
     /// Counters that are a statement of their own, capped at `cap` requests.
     pub fn with_cap(cap: Option<u64>) -> RequestStats {
         RequestStats::for_statement(Arc::default(), cap.unwrap_or(0))
@@ -149,6 +161,15 @@ impl RequestStats {
         self.statement.take(self.cap)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Waits for a place on the wire (when the number is limited).
+    async fn place_on_the_wire(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.on_the_wire {
+            // The semaphore is never closed.
+            Some(places) => places.acquire().await.ok(),
+            None => None,
+        }
     }
 }
 
@@ -420,6 +441,7 @@ impl ApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let place = stats.place_on_the_wire().await;
             stats.count_request()?;
             let slot = self.budget.acquire(kind).await;
             let waited_ms = slot.waited().as_millis() as u64;
@@ -480,6 +502,7 @@ impl ApiClient {
                 Err(e) if idempotent => Failure::Retry(describe(&e)),
                 Err(e) => Failure::Unknown(describe(&e)),
             };
+            drop(place);
             match failure {
                 Failure::Retry(message) if attempt < retry.max_attempts => {
                     warn!(path = %short_path, attempt, %message, "API request failed, retrying");

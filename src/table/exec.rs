@@ -375,7 +375,8 @@ impl ExecutionPlan for ProductiveScanExec {
                 .collect(),
             schema: self.schema.clone(),
             stats: RequestStats::for_statement(statement, self.limits.max_requests)
-                .with_cache_ttl(self.cache_ttl),
+                .with_cache_ttl(self.cache_ttl)
+                .with_max_on_the_wire(self.concurrency),
             requests: MetricBuilder::new(&self.metrics).counter("api_requests", partition),
             cache_hits: MetricBuilder::new(&self.metrics).counter("api_cache_hits", partition),
             pages: MetricBuilder::new(&self.metrics).counter("api_pages", partition),
@@ -477,10 +478,12 @@ struct Running {
 }
 
 impl Running {
-    /// Starts pages until `concurrency` are in flight, at once rather than
-    /// when the consumer next asks, so the pipe stays full.
+    /// Starts page tasks at once rather than when the consumer next asks.
+    /// Twice `concurrency` run: `concurrency` requests are on the wire
+    /// (the scan's counters allow no more), and as soon as one answer
+    /// arrives the next request goes out while that answer is decoded.
     fn top_up(&mut self, ctx: &Arc<ScanContext>, req: &Arc<ListRequest>, concurrency: usize) {
-        while self.inflight.len() < concurrency && self.next <= self.last {
+        while self.inflight.len() < 2 * concurrency && self.next <= self.last {
             self.inflight
                 .push_back(PageTask::spawn(ctx, req, self.next));
             self.next += 1;
