@@ -180,9 +180,10 @@ async fn a_list_that_changes_while_it_is_read_fails_instead_of_losing_rows() {
     let store = env.sim.store();
     let query = env.try_query("SELECT id FROM tasks");
     let (result, ()) = tokio::join!(query, async {
-        // Page 1 is answered at ~400 ms, pages 2-5 at ~800 ms: delete rows
-        // in between.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The simulator reads a list when the request arrives and answers
+        // it 400 ms later: page 1 is read at once, pages 2-5 at ~400 ms.
+        // Delete rows in between.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let mut s = store.write().unwrap_or_else(|p| p.into_inner());
         for i in 0..100 {
             s.remove("tasks", 10_000 + i);

@@ -231,3 +231,34 @@ async fn a_scan_keeps_at_most_page_concurrency_requests_on_the_wire() {
         assert!(together <= 4, "{together} requests on the wire at once");
     }
 }
+
+#[tokio::test]
+async fn the_next_page_goes_out_while_a_slow_answer_streams_in() {
+    let env = env_with(many_tasks(600)).await;
+    env.sim
+        .set_latency(productive_pg::sim::Latency::new(100, 0));
+    env.sim.set_faults(productive_pg::sim::faults::Faults {
+        slow_body: std::time::Duration::from_secs(2),
+        ..productive_pg::sim::faults::Faults::none()
+    });
+    // Page 1 is quick, page 2's body takes two seconds to arrive.
+    env.sim
+        .fail_method("GET", 1, 1, productive_pg::sim::faults::FaultKind::SlowBody);
+    env.ctx
+        .sql("SET productive.page_concurrency = 1")
+        .await
+        .unwrap();
+    env.take_requests();
+    let ids = env.column("SELECT id FROM tasks").await;
+    let expected: Vec<String> = (0..600).map(|i| (10_000 + i).to_string()).collect();
+    assert_eq!(ids, expected);
+    let reqs = env.take_requests();
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    // With one request on the wire, page 3 waits for page 2's answer to
+    // begin, not for its whole body.
+    let gap = reqs[2].at.duration_since(reqs[1].at).unwrap();
+    assert!(
+        gap < std::time::Duration::from_secs(1),
+        "page 3 was answered {gap:?} after page 2"
+    );
+}

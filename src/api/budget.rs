@@ -126,9 +126,24 @@ struct State {
     general: Vec<WindowState>,
     reports: Vec<WindowState>,
     paused_until: Option<Instant>,
+    /// The end of the last wait that was logged: requests queued behind
+    /// the same full window are one wait, logged once.
+    logged_until: Option<Instant>,
 }
 
 impl State {
+    /// Whether a wait from `now` until `until` is worth a warning: it is
+    /// long, and no warning already covers it.
+    fn warn_of_wait(&mut self, now: Instant, until: Instant) -> bool {
+        if until.saturating_duration_since(now) < LONG_WAIT
+            || self.logged_until.is_some_and(|t| now < t)
+        {
+            return false;
+        }
+        self.logged_until = Some(until);
+        true
+    }
+
     fn windows(&mut self, kind: RequestKind) -> impl Iterator<Item = &mut WindowState> {
         let reports = match kind {
             RequestKind::Report => &mut self.reports[..],
@@ -194,6 +209,7 @@ impl RateBudget {
                 general: states(&limits.general),
                 reports: states(&limits.reports),
                 paused_until: None,
+                logged_until: None,
             }),
             ended: tokio::sync::Notify::new(),
             margin: Duration::from_millis(20),
@@ -235,7 +251,7 @@ impl RateBudget {
                     };
                 }
                 let wait_until = ready.map(|t| t + self.margin);
-                if !told && wait_until.is_some_and(|t| t.duration_since(now) >= LONG_WAIT) {
+                if !told && wait_until.is_some_and(|t| state.warn_of_wait(now, t)) {
                     told = true;
                     let full: Vec<String> = state
                         .windows(kind)
@@ -305,6 +321,32 @@ pub fn shared_budget(base_url: &str, token: &str, limits: &RateLimits) -> Arc<Ra
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_wait_is_logged_once_for_every_request_queued_behind_it() {
+        let mut state = State {
+            general: Vec::new(),
+            reports: Vec::new(),
+            paused_until: None,
+            logged_until: None,
+        };
+        let now = Instant::now();
+        let s = Duration::from_secs(1);
+        assert!(
+            !state.warn_of_wait(now, now + 4 * s),
+            "a short wait is not logged"
+        );
+        assert!(state.warn_of_wait(now, now + 8 * s));
+        assert!(!state.warn_of_wait(now, now + 8 * s), "the same wait again");
+        assert!(
+            !state.warn_of_wait(now + 2 * s, now + 9 * s),
+            "queued behind it"
+        );
+        assert!(
+            state.warn_of_wait(now + 8 * s, now + 20 * s),
+            "a new wait after the logged one ended"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn requests_wait_for_room_in_the_window() {

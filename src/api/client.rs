@@ -136,7 +136,9 @@ impl RequestStats {
         }
     }
 
-    /// The same counters, with at most `n` requests on the wire at once.
+    /// The same counters, with at most `n` requests on the wire at once: a
+    /// request is on the wire from when it is sent until its answer's
+    /// status arrives.
     pub fn with_max_on_the_wire(self, n: usize) -> RequestStats {
         RequestStats {
             on_the_wire: Some(Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
@@ -383,7 +385,7 @@ impl ApiClient {
     /// like transport failures. With a cache time to live in `stats`, a
     /// fresh enough cached answer is used instead of a request, and a
     /// fetched answer is kept.
-    async fn read_json<T: DeserializeOwned>(
+    async fn read_json<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         stats: &RequestStats,
@@ -401,10 +403,11 @@ impl ApiClient {
         loop {
             attempt += 1;
             let answer = self.exchange(Method::GET, path, None, true, stats).await?;
-            match serde_json::from_slice::<T>(&answer.body) {
+            let (decoded, body) = decode_off_the_runtime::<T>(answer.body).await;
+            match decoded {
                 Ok(doc) => {
                     if stats.cache_ttl.is_some() {
-                        self.cache.put(path, answer.body);
+                        self.cache.put(path, body);
                     }
                     return Ok(doc);
                 }
@@ -441,7 +444,7 @@ impl ApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let place = stats.place_on_the_wire().await;
+            let mut place = stats.place_on_the_wire().await;
             stats.count_request()?;
             let slot = self.budget.acquire(kind).await;
             let waited_ms = slot.waited().as_millis() as u64;
@@ -459,6 +462,9 @@ impl ApiClient {
             let sent = builder.send().await;
             let failure = match sent {
                 Ok(resp) => {
+                    // The API has answered: the next request may go out
+                    // while this answer's body streams in.
+                    place.take();
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
                     match read_body(resp).await {
@@ -528,6 +534,31 @@ impl ApiClient {
     }
 }
 
+/// Answers this large are decoded on a blocking thread, so that decoding a
+/// page does not hold up the runtime's other tasks, such as the requests
+/// that should go out while it runs.
+const DECODE_ELSEWHERE_BYTES: usize = 64 * 1024;
+
+/// Decodes `body` as `T`, large answers on a blocking thread; gives the
+/// body back for the cache.
+async fn decode_off_the_runtime<T: DeserializeOwned + Send + 'static>(
+    body: Bytes,
+) -> (serde_json::Result<T>, Bytes) {
+    if body.len() < DECODE_ELSEWHERE_BYTES {
+        return (serde_json::from_slice(&body), body);
+    }
+    let decoding = tokio::task::spawn_blocking(move || (serde_json::from_slice(&body), body));
+    match decoding.await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down: nothing is waiting for the answer.
+        Err(e) => (
+            Err(serde::de::Error::custom(format!("decoding cancelled: {e}"))),
+            Bytes::new(),
+        ),
+    }
+}
+
 enum Failure {
     Retry(String),
     Unknown(String),
@@ -535,7 +566,11 @@ enum Failure {
 
 /// Reads a body up to [`MAX_BODY_BYTES`].
 async fn read_body(mut resp: reqwest::Response) -> Result<Bytes, String> {
-    let mut buf = Vec::new();
+    let expected = resp
+        .content_length()
+        .unwrap_or(0)
+        .min(MAX_BODY_BYTES as u64);
+    let mut buf = Vec::with_capacity(expected as usize);
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {

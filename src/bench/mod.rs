@@ -197,6 +197,49 @@ fn take_requests(sim: &SimServer) -> (usize, usize) {
     (log.len(), log.iter().filter(|r| r.status == 429).count())
 }
 
+/// Where a scan's time went, from the simulator's answer times: the first
+/// page, the rounds of concurrent pages after it (an answer more than half
+/// a latency after the first of its round starts a new round), and the tail
+/// between the last answer and the last row at the client.
+fn scan_timeline(
+    log: &[crate::sim::LoggedRequest],
+    started: std::time::SystemTime,
+    elapsed: Duration,
+    latency: Duration,
+) -> String {
+    let mut answers: Vec<Duration> = log
+        .iter()
+        .filter_map(|r| r.at.duration_since(started).ok())
+        .collect();
+    answers.sort();
+    let (Some(&first), Some(&last)) = (answers.first(), answers.last()) else {
+        return "full scan timeline: no answers logged".into();
+    };
+    let mut round_starts = Vec::new();
+    for &at in &answers[1..] {
+        if round_starts
+            .last()
+            .is_none_or(|&s: &Duration| at > s + latency / 2)
+        {
+            round_starts.push(at);
+        }
+    }
+    let rounds = round_starts.len();
+    let per_round = if rounds > 0 {
+        (last - first).as_secs_f64() * 1000.0 / rounds as f64
+    } else {
+        0.0
+    };
+    format!(
+        "full scan timeline: page 1 answered at {:.0} ms, then {rounds} rounds of up to 8 \
+         pages ({per_round:.0} ms each on average), the last at {:.0} ms; the last row reached \
+         the client at {:.0} ms",
+        first.as_secs_f64() * 1000.0,
+        last.as_secs_f64() * 1000.0,
+        elapsed.as_secs_f64() * 1000.0,
+    )
+}
+
 /// The lowest possible time for `pages` requests: page 1 alone, then the
 /// rest `concurrency` at a time, and never faster than the rate limit of
 /// 100 requests per 10 seconds.
@@ -248,8 +291,16 @@ pub async fn run(settings: &BenchSettings) -> Result<Report> {
 
     // 1. Full scan.
     take_requests(&stack.sim);
+    let scan_started = std::time::SystemTime::now();
     let (rows, elapsed) = timed(&client, "SELECT * FROM tasks").await?;
+    let scan_log = stack.sim.requests();
     let (requests, throttled) = take_requests(&stack.sim);
+    report.note(scan_timeline(
+        &scan_log,
+        scan_started,
+        elapsed,
+        settings.latency,
+    ));
     let pages = (rows as u64).div_ceil(200);
     let bound = scan_lower_bound(pages, settings.latency, 8);
     report.push(Figure::count(
@@ -554,4 +605,44 @@ async fn dashboards(
         "s",
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn answered(start: SystemTime, ms: &[u64]) -> Vec<crate::sim::LoggedRequest> {
+        ms.iter()
+            .map(|&m| crate::sim::LoggedRequest {
+                method: "GET".into(),
+                path: "/api/v2/tasks".into(),
+                query: None,
+                status: 200,
+                at: start + Duration::from_millis(m),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scan_timeline_counts_rounds_after_the_first_page() {
+        let start = SystemTime::now();
+        let log = answered(start, &[300, 100, 210, 205, 200, 310]);
+        let line = scan_timeline(
+            &log,
+            start,
+            Duration::from_millis(330),
+            Duration::from_millis(100),
+        );
+        assert_eq!(
+            line,
+            "full scan timeline: page 1 answered at 100 ms, then 2 rounds of up to 8 pages \
+             (105 ms each on average), the last at 310 ms; the last row reached the client at \
+             330 ms"
+        );
+        assert_eq!(
+            scan_timeline(&[], start, Duration::ZERO, Duration::from_millis(100)),
+            "full scan timeline: no answers logged"
+        );
+    }
 }

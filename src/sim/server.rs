@@ -5,7 +5,8 @@
 //! tests) and returns a [`SimServer`] handle for test hooks: the request
 //! log, the store, runtime fault and latency settings, and shutdown.
 //!
-//! Every request goes through the same steps, in this order: latency, a
+//! Every request goes through the same steps, in this order: latency (for a
+//! `GET`, the answer is prepared first and sent when the latency is over), a
 //! queued or random status fault, the rate limit (per token), auth (401
 //! `invalid_auth_token`, then 403 `no_organization_id`, then 415 for a
 //! `Content-Type` other than `application/vnd.api+json`), routing from the
@@ -375,7 +376,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let (delay, fault) = plan.next_request(parts.method.as_str());
         (delay, fault, plan.request_id())
     };
-    if !delay.is_zero() {
+    // A read is answered `delay` after it arrived, its rendering included,
+    // as the real API's response time includes its own work. A write takes
+    // effect only after the delay, so a client that gives up during it
+    // leaves nothing behind.
+    let arrived = tokio::time::Instant::now();
+    let is_read = parts.method == Method::GET;
+    if !is_read && !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
 
@@ -390,15 +397,27 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             &ApiError::BadRequest("The request body could not be read".into()),
             false,
         ),
-        (_, Ok(body)) => process(
-            &shared,
-            &parts.method,
-            &path,
-            query.as_deref(),
-            &parts.headers,
-            &body,
-        ),
+        // Rendering a page is milliseconds of work: it runs on a blocking
+        // thread so that it does not hold up the runtime's other requests.
+        (_, Ok(body)) => {
+            let (shared, method, path, query) = (
+                shared.clone(),
+                parts.method.clone(),
+                path.clone(),
+                query.clone(),
+            );
+            let headers = parts.headers.clone();
+            let work = move || process(&shared, &method, &path, query.as_deref(), &headers, &body);
+            match tokio::task::spawn_blocking(work).await {
+                Ok(answer) => answer,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Answer::status_fault(503),
+            }
+        }
     };
+    if is_read {
+        tokio::time::sleep_until(arrived + delay).await;
+    }
     debug!(method = %parts.method, %path, status = answer.status, "simulated request");
     lock(&shared.log).push(LoggedRequest {
         method: parts.method.to_string(),

@@ -428,14 +428,26 @@ impl PageTask {
             ctx.count_requests();
             let doc = doc?;
             let len = doc.data.len();
-            let records: Vec<ResourceObject> =
-                doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
+            let (total_count, total_pages) = (doc.meta.total_count, doc.meta.total_pages);
+            // Rows are built on a blocking thread: a page of 200 records is
+            // milliseconds of work, which would otherwise delay the requests
+            // this runtime should be sending meanwhile.
+            let batch = tokio::task::spawn_blocking(move || {
+                let records: Vec<ResourceObject> =
+                    doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
+                ctx.to_batch(&records)
+            })
+            .await
+            .unwrap_or_else(|e| match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => Err(DataFusionError::Execution(format!("page cancelled: {e}"))),
+            });
             Ok(FetchedPage {
                 page,
-                total_count: doc.meta.total_count,
-                total_pages: doc.meta.total_pages,
+                total_count,
+                total_pages,
                 len,
-                batch: ctx.to_batch(&records),
+                batch,
             })
         }))
     }
