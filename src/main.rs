@@ -429,7 +429,30 @@ fn serve_settings(a: ServeArgs) -> ServeSettings {
     }
 }
 
+/// Caps glibc's malloc arenas at one per core, unless `MALLOC_ARENA_MAX`
+/// says otherwise. Pages are decoded on blocking threads; with glibc's
+/// default of eight arenas per core each of those threads kept its own
+/// arena of freed page memory, and a million-row scan peaked at 250 MB
+/// instead of about 150 MB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only sets an allocator tunable; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, cores);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     let cli = Cli::parse();
     // Servers report their lifecycle; one-shot commands only problems.
     let default_level = match cli.command {

@@ -534,9 +534,7 @@ impl ApiClient {
     }
 }
 
-/// Answers this large are decoded on a blocking thread, so that decoding a
-/// page does not hold up the runtime's other tasks, such as the requests
-/// that should go out while it runs.
+/// Answers this large are decoded off the runtime (see [`super::work`]).
 const DECODE_ELSEWHERE_BYTES: usize = 64 * 1024;
 
 /// Decodes `body` as `T`, large answers on a blocking thread; gives the
@@ -547,13 +545,14 @@ async fn decode_off_the_runtime<T: DeserializeOwned + Send + 'static>(
     if body.len() < DECODE_ELSEWHERE_BYTES {
         return (serde_json::from_slice(&body), body);
     }
-    let decoding = tokio::task::spawn_blocking(move || (serde_json::from_slice(&body), body));
+    let decoding = super::work::off_the_runtime(move || (serde_json::from_slice(&body), body));
     match decoding.await {
-        Ok(done) => done,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Some(done) => done,
         // The runtime is shutting down: nothing is waiting for the answer.
-        Err(e) => (
-            Err(serde::de::Error::custom(format!("decoding cancelled: {e}"))),
+        None => (
+            Err(serde::de::Error::custom(
+                "decoding cancelled: shutting down",
+            )),
             Bytes::new(),
         ),
     }

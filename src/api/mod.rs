@@ -9,6 +9,7 @@ pub mod client;
 pub mod document;
 pub mod error;
 pub mod request;
+pub mod work;
 
 pub use client::{ApiClient, ApiConfig, RequestStats, RetryPolicy, StatementRequests};
 pub use error::ApiError;

@@ -429,18 +429,17 @@ impl PageTask {
             let doc = doc?;
             let len = doc.data.len();
             let (total_count, total_pages) = (doc.meta.total_count, doc.meta.total_pages);
-            // Rows are built on a blocking thread: a page of 200 records is
-            // milliseconds of work, which would otherwise delay the requests
-            // this runtime should be sending meanwhile.
-            let batch = tokio::task::spawn_blocking(move || {
+            // Building rows from 200 records is milliseconds of work.
+            let batch = crate::api::work::off_the_runtime(move || {
                 let records: Vec<ResourceObject> =
                     doc.data.into_iter().filter(|r| ctx.belongs(r)).collect();
                 ctx.to_batch(&records)
             })
             .await
-            .unwrap_or_else(|e| match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => Err(DataFusionError::Execution(format!("page cancelled: {e}"))),
+            .unwrap_or_else(|| {
+                Err(DataFusionError::Execution(
+                    "page cancelled: shutting down".into(),
+                ))
             });
             Ok(FetchedPage {
                 page,
