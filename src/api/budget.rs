@@ -224,7 +224,6 @@ impl RateBudget {
     /// in flight until the returned slot is dropped.
     pub async fn acquire(&self, kind: RequestKind) -> Slot<'_> {
         let start = Instant::now();
-        let mut told = false;
         loop {
             // Registered before looking, so an end in between is not missed.
             let ended = self.ended.notified();
@@ -251,8 +250,7 @@ impl RateBudget {
                     };
                 }
                 let wait_until = ready.map(|t| t + self.margin);
-                if !told && wait_until.is_some_and(|t| state.warn_of_wait(now, t)) {
-                    told = true;
+                if wait_until.is_some_and(|t| state.warn_of_wait(now, t)) {
                     let full: Vec<String> = state
                         .windows(kind)
                         .filter_map(|w| {

@@ -56,7 +56,7 @@ mod tests {
         }
         let most = most.load(Ordering::SeqCst);
         assert!(
-            most >= 1 && most <= cores,
+            (1..=cores).contains(&most),
             "{most} ran at once on {cores} cores"
         );
     }
