@@ -31,6 +31,6 @@ write_failed() {
     if writes_supported; then
         fail "$1" "$2"
     else
-        xfail "$1" "$2 (expected until the write path lands)"
+        xfail "$1" "$2 (this server has no write path)"
     fi
 }

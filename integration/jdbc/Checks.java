@@ -45,7 +45,7 @@ public class Checks {
                 System.out.println("not ok jdbc " + name + " -- " + why);
             } else {
                 System.out.println("xfail jdbc " + name + " -- " + why
-                        + " (expected until the write path lands)");
+                        + " (this server has no write path)");
             }
         }
         reset(c);

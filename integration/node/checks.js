@@ -20,7 +20,7 @@ async function check(name, body, write = false) {
   } catch (err) {
     const why = String(err && err.message).replace(/\n/g, ' ').slice(0, 300);
     if (write && !writes) {
-      console.log(`xfail node ${name} -- ${why} (expected until the write path lands)`);
+      console.log(`xfail node ${name} -- ${why} (this server has no write path)`);
     } else {
       console.log(`not ok node ${name} -- ${why}`);
     }

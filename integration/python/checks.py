@@ -31,7 +31,7 @@ def check(name, write=False):
             print(f"ok python {name}", flush=True)
         except Exception as exc:  # every failure is a result line
             if write and not WRITES:
-                print(f"xfail python {name} -- {why(exc)} (expected until the write path lands)")
+                print(f"xfail python {name} -- {why(exc)} (this server has no write path)")
             else:
                 print(f"not ok python {name} -- {why(exc)}", flush=True)
                 traceback.print_exc()
